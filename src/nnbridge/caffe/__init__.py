@@ -1,0 +1,1 @@
+"""Caffe: formats (prototxt, caffemodel, binaryproto), importer (Caffe -> hub), exporter (hub -> Caffe)."""

@@ -1,0 +1,3 @@
+"""Imports every module that declares custom ops, so that the registry is complete."""
+
+from nnbridge.hub.ops import ssd  # noqa: F401

@@ -1,0 +1,1 @@
+"""Reference implementations of the hub's custom-domain ops, by family."""

@@ -1,0 +1,1 @@
+"""SSD ops (PriorBox, DetectionOutput): placeholder until implemented."""

@@ -214,7 +214,7 @@ def import_layers(
         outputs = list(importer(ctx))
         if len(outputs) != len(layer.top):
             raise ctx.fail(f"importer produced {len(outputs)} outputs for {len(layer.top)} tops")
-        for top, value in zip(layer.top, outputs):
+        for top, value in zip(layer.top, outputs, strict=True):
             top = str(top)
             final = last_writer[top] == i
             wanted = top if final else f"{top}@{layer.name}"

@@ -101,7 +101,7 @@ class GraphBuilder:
         tensor.name = unique
         value = ir.Value(
             name=unique,
-            shape=ir.Shape(list(tensor.shape)),
+            shape=ir.Shape([int(d) for d in tensor.shape]),  # type: ignore[arg-type]
             type=ir.TensorType(tensor.dtype),
             const_value=tensor,
         )
@@ -169,7 +169,7 @@ class GraphBuilder:
             attrs = {k: a.value for k, a in node.attributes.items()}
             shapes = [static_shape(v) for v in node.inputs if v is not None]
             dtypes = [np_dtype(v) for v in node.inputs if v is not None]
-            for value, (shape, dtype) in zip(node.outputs, op.infer(attrs, shapes, dtypes)):
+            for value, (shape, dtype) in zip(node.outputs, op.infer(attrs, shapes, dtypes), strict=True):
                 value.shape = ir.Shape(list(shape))
                 value.type = ir.TensorType(ir.DataType.from_numpy(np.dtype(dtype)))
             return

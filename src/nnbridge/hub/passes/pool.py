@@ -1,0 +1,140 @@
+"""MaxPool / AveragePool (optionally after a constant zero Pad) -> Caffe Pooling (+ Scale).
+
+Caffe's pooling (pooling_layer.cpp) per axis, input ``H``, kernel ``k``, stride ``s``, pad ``p``:
+``out = ceil((H + 2p - k) / s) + 1``, minus one if ``(out - 1) s >= H + p``; window ``o`` covers
+``[o s - p, o s - p + k)``. MAX takes the max over the part inside ``[0, H)``. AVE sums that part and
+divides by the window length clipped to ``[-p, H + p)``.
+
+ONNX windows start at ``o s - b`` (``b`` = begin pad). Taking ``p = b`` (+ the begin pad of an absorbed
+zero ``Pad``) gives the same window positions; the export is exact iff the output sizes agree and:
+
+- MAX: no absorbed Pad (a max over zeros differs from a max over -inf padding);
+- AVE: the numerators agree (zeros add nothing); ONNX's divisor is the window length clipped to
+  ``[0, H)`` (``count_include_pad=0``) or to the padded extent (``=1``; an absorbed Pad's zeros always
+  count). Where the divisors differ, a ``Scale`` layer (axis 2, two axes, blob of shape ``(Ho, Wo)``)
+  multiplies by ``caffe_divisor / onnx_divisor`` -- a fixed per-position factor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from nnbridge.hub.passes.base import NodePass
+from nnbridge.hub.passes.graph import attr, caffe_node, new_const, replace_chain, shape_of, sole_consumer
+from nnbridge.hub.passes.pad import zero_pad_amounts
+
+
+@dataclass
+class PoolPlan:
+    method: str  # "MAX" | "AVE"
+    kernel: list[int]
+    stride: list[int]
+    pad: list[int]
+    factor: np.ndarray | None  # (Ho, Wo) divisor correction, None when Caffe's divisor is ONNX's
+
+
+def caffe_pool_size(size: int, kernel: int, stride: int, pad: int) -> int:
+    out = math.ceil((size + 2 * pad - kernel) / stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _clipped(out: int, size: int, kernel: int, stride: int, pad: int, lo: int, hi: int) -> np.ndarray:
+    starts = np.arange(out) * stride - pad
+    return (np.minimum(starts + kernel, hi) - np.maximum(starts, lo)).astype(np.float64)
+
+
+def plan_pool(node: ir.Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+              pre_pad: list[int] | None) -> PoolPlan | str:
+    """How to express ``node`` (MaxPool/AveragePool on ``in_shape``) in Caffe, or why not."""
+    method = "MAX" if node.op_type == "MaxPool" else "AVE"
+    kernel = [int(k) for k in attr(node, "kernel_shape", [])]
+    if len(kernel) != 2 or len(in_shape) != 4:
+        return f"only 2-D pooling is exported (kernel {kernel})"
+    if attr(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return "auto_pad SAME_* is not exported; give explicit pads"
+    if any(d != 1 for d in attr(node, "dilations", [1, 1])):
+        return "dilated pooling has no Caffe equivalent"
+    if len(node.outputs) > 1 and node.outputs[1].uses():
+        return "the Indices output has no Caffe equivalent"
+    if method == "MAX" and pre_pad is not None:
+        return "a zero Pad before MaxPool is not padding with -inf"
+    stride = [int(s) for s in attr(node, "strides", [1, 1])]
+    pads = [int(p) for p in attr(node, "pads", [0, 0, 0, 0])]
+    if attr(node, "auto_pad", "NOTSET") == "VALID":
+        pads = [0, 0, 0, 0]
+    b0, e0 = (pre_pad[:2], pre_pad[2:]) if pre_pad else ([0, 0], [0, 0])
+    begin = [pads[i] + b0[i] for i in range(2)]
+    sizes = in_shape[2:]
+    caffe_out = [caffe_pool_size(h, k, s, p) for h, k, s, p in zip(sizes, kernel, stride, begin)]
+    if caffe_out != list(out_shape[2:]):
+        return (f"Caffe's ceil-mode output {caffe_out} differs from ONNX's {list(out_shape[2:])} "
+                f"(pads {pads}, ceil_mode {attr(node, 'ceil_mode', 0)})")
+    if any(p >= k for p, k in zip(begin, kernel)):
+        return f"pad {begin} must be smaller than the kernel {kernel} in Caffe"
+    factor = None
+    if method == "AVE":
+        include = int(attr(node, "count_include_pad", 0))
+        ratios = []
+        for i in range(2):
+            h, k, s, p = sizes[i], kernel[i], stride[i], begin[i]
+            caffe_div = _clipped(caffe_out[i], h, k, s, p, -p, h + p)
+            lo, hi = (-begin[i], h + e0[i] + pads[2 + i]) if include else (-b0[i], h + e0[i])
+            onnx_div = _clipped(caffe_out[i], h, k, s, p, lo, hi)
+            ratios.append(caffe_div / onnx_div)
+        full = np.outer(ratios[0], ratios[1]).astype(np.float32)
+        factor = None if np.all(full == 1.0) else full
+    return PoolPlan(method, kernel, stride, begin, factor)
+
+
+def pool_fields(plan: PoolPlan) -> dict[str, object]:
+    return {"pool": plan.method, "kernel_h": plan.kernel[0], "kernel_w": plan.kernel[1],
+            "stride_h": plan.stride[0], "stride_w": plan.stride[1], "pad_h": plan.pad[0], "pad_w": plan.pad[1]}
+
+
+def pool_source(node: ir.Node) -> tuple[ir.Value, list[ir.Node], list[int] | None]:
+    """(real input, absorbed Pad nodes, zero pads) of a pooling node."""
+    x = node.inputs[0]
+    assert x is not None
+    pad = x.producer()
+    if node.op_type == "AveragePool" and pad is not None and sole_consumer(x) is node:
+        amounts = zero_pad_amounts(pad)
+        if amounts is not None and len(amounts) == 4 and pad.inputs[0] is not None:
+            return pad.inputs[0], [pad], amounts
+    return x, [], None
+
+
+class PoolToCaffe(NodePass):
+    """Lower MaxPool/AveragePool (absorbing a zero Pad before AveragePool) when exact; else leave it
+    for the exporter, which reports why."""
+
+    name = "pool-to-caffe"
+
+    def visit(self, graph: ir.Graph, node: ir.Node) -> bool:
+        if node.domain != "" or node.op_type not in ("MaxPool", "AveragePool"):
+            return False
+        x, absorbed, pre_pad = pool_source(node)
+        in_shape, out_shape = shape_of(x), shape_of(node.outputs[0])
+        if in_shape is None or out_shape is None:
+            return False
+        plan = plan_pool(node, in_shape, out_shape, pre_pad)
+        if isinstance(plan, str):
+            return False
+        name = node.metadata_props.get("caffe.layer") or node.name or node.op_type
+        meta = dict(node.metadata_props)
+        pool = caffe_node("Pooling", [x], name=name, param="pooling_param", fields=pool_fields(plan),
+                          metadata=meta)
+        new = [pool]
+        if plan.factor is not None:
+            pool.outputs[0].name = f"{name}/pooled"
+            factor = new_const(graph, f"{name}.divisor", plan.factor)
+            new.append(caffe_node("Scale", [pool.outputs[0], factor], name=f"{name}/divisor",
+                                  param="scale_param", fields={"axis": 2, "num_axes": 2, "bias_term": False},
+                                  metadata=meta))
+        replace_chain(graph, [*absorbed, node], new, [node.outputs[0]], [new[-1].outputs[0]])
+        return True

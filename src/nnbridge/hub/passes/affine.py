@@ -15,8 +15,17 @@ import numpy as np
 import onnx_ir as ir
 
 from nnbridge.hub.passes.base import NodePass
-from nnbridge.hub.passes.graph import (CAFFE_DOMAIN, attr, caffe_node, channel_vector, const_array,
-                                       new_const, replace_chain, shape_of, sole_consumer)
+from nnbridge.hub.passes.graph import (
+    CAFFE_DOMAIN,
+    attr,
+    caffe_node,
+    channel_vector,
+    const_array,
+    new_const,
+    replace_chain,
+    shape_of,
+    sole_consumer,
+)
 
 
 def _split_const(node: ir.Node) -> tuple[ir.Value, np.ndarray] | None:
@@ -79,7 +88,7 @@ def _term(value: ir.Value, sign: float) -> tuple[list[ir.Node], list[tuple[ir.Va
             return [node], [(split[0], sign * float(split[1].reshape(())))]
     if node.domain == CAFFE_DOMAIN and node.op_type == "Eltwise" and attr(node, "operation") == "SUM":
         coeffs = attr(node, "coeff", [1.0] * len(node.inputs))
-        return [node], [(v, sign * c) for v, c in zip(node.inputs, coeffs) if v is not None]
+        return [node], [(v, sign * c) for v, c in zip(node.inputs, coeffs, strict=False) if v is not None]
     return [], [(value, sign)]
 
 

@@ -57,6 +57,7 @@ class FoldConstants(NodePass):
     def visit(self, graph: ir.Graph, node: ir.Node) -> bool:
         if node.domain not in ("", "ai.onnx") or any(o.is_graph_output() for o in node.outputs):
             return False
+        results: list[np.ndarray] | None
         if node.op_type in ("Shape", "Size") and node.inputs and node.inputs[0] is not None:
             shape = shape_of(node.inputs[0])
             if shape is None:
@@ -67,12 +68,13 @@ class FoldConstants(NodePass):
                 start, end = attr(node, "start", 0), attr(node, "end", None)
                 results = [np.asarray(shape[start:end], dtype=np.int64)]
         elif node.op_type == "Constant":
-            results = [const_array(node.outputs[0])]  # type: ignore[list-item]
-            if results[0] is None:
+            folded = const_array(node.outputs[0])
+            if folded is None:
                 return False
+            results = [folded]
         else:
             arrays = [const_array(v) if v is not None else None for v in node.inputs]
-            if not node.inputs or any(a is None for a, v in zip(arrays, node.inputs) if v is not None):
+            if not node.inputs or any(a is None for a, v in zip(arrays, node.inputs, strict=False) if v is not None):
                 return False
             if any(a is not None and a.size > _MAX_FOLD_ELEMENTS for a in arrays):
                 return False
@@ -81,7 +83,7 @@ class FoldConstants(NodePass):
                 return False
         if any(r.size > _MAX_FOLD_ELEMENTS for r in results):
             return False
-        for value, array in zip(node.outputs, results):
+        for value, array in zip(node.outputs, results, strict=False):
             const = new_const(graph, value.name or f"{node.name}_const", np.asarray(array))
             value.replace_all_uses_with(const)
         graph.remove(node, safe=True)
@@ -93,7 +95,7 @@ def _evaluate(node: ir.Node, arrays: list[np.ndarray | None]) -> list[np.ndarray
     if node.domain == CAFFE_DOMAIN:
         return None
     proto = ir.serde.serialize_node(node)
-    feeds = {v.name: a for v, a in zip(node.inputs, arrays) if v is not None and a is not None}
+    feeds = {str(v.name): a for v, a in zip(node.inputs, arrays, strict=False) if v is not None and a is not None}
     try:
         evaluator = ReferenceEvaluator(proto)
         outputs = evaluator.run(None, feeds)

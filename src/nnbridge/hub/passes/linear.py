@@ -22,8 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from nnbridge.hub.passes.base import NodePass
-from nnbridge.hub.passes.graph import (attr, caffe_node, const_array, new_const, replace_chain, shape_of,
-                                       sole_consumer)
+from nnbridge.hub.passes.graph import attr, caffe_node, const_array, new_const, replace_chain, shape_of, sole_consumer
 
 
 def _flatten_source(value: ir.Value) -> tuple[ir.Node, ir.Value, int] | None:

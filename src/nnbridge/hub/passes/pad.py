@@ -28,10 +28,10 @@ def zero_pad_amounts(node: ir.Node) -> list[int] | None:
         value = const_array(node.inputs[2])
         if value is None or np.any(value != 0):
             return None
-    pads = [int(p) for p in pads.reshape(-1)]
-    rank = len(pads) // 2
-    begin, end = pads[:rank], pads[rank:]
-    if rank < 3 or any(begin[:2]) or any(end[:2]) or min(pads) < 0:
+    amounts = [int(p) for p in pads.reshape(-1)]
+    rank = len(amounts) // 2
+    begin, end = amounts[:rank], amounts[rank:]
+    if rank < 3 or any(begin[:2]) or any(end[:2]) or min(amounts) < 0:
         return None
     return begin[2:] + end[2:]
 
@@ -51,7 +51,7 @@ class FoldPadIntoConv(NodePass):
         if attr(conv, "auto_pad", "NOTSET") != "NOTSET":
             return False
         pads = attr(conv, "pads", [0] * len(extra))
-        conv.attributes["pads"] = ir.AttrInt64s("pads", [a + b for a, b in zip(pads, extra)])
+        conv.attributes["pads"] = ir.AttrInt64s("pads", [a + b for a, b in zip(pads, extra, strict=False)])
         conv.replace_input_with(0, node.inputs[0])
         graph.remove(node, safe=True)
         return True

@@ -71,11 +71,11 @@ def plan_pool(node: ir.Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     b0, e0 = (pre_pad[:2], pre_pad[2:]) if pre_pad else ([0, 0], [0, 0])
     begin = [pads[i] + b0[i] for i in range(2)]
     sizes = in_shape[2:]
-    caffe_out = [caffe_pool_size(h, k, s, p) for h, k, s, p in zip(sizes, kernel, stride, begin)]
+    caffe_out = [caffe_pool_size(h, k, s, p) for h, k, s, p in zip(sizes, kernel, stride, begin, strict=False)]
     if caffe_out != list(out_shape[2:]):
         return (f"Caffe's ceil-mode output {caffe_out} differs from ONNX's {list(out_shape[2:])} "
                 f"(pads {pads}, ceil_mode {attr(node, 'ceil_mode', 0)})")
-    if any(p >= k for p, k in zip(begin, kernel)):
+    if any(p >= k for p, k in zip(begin, kernel, strict=False)):
         return f"pad {begin} must be smaller than the kernel {kernel} in Caffe"
     factor = None
     if method == "AVE":

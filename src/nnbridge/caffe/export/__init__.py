@@ -1,0 +1,1 @@
+"""Per-op hub -> Caffe exporters, one module per family, registered with ``@caffe_exporter``."""

@@ -123,66 +123,19 @@ def run_real_caffe(
 
 def run_hub(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     """Every value of a hub model, computed by onnxruntime (+ numpy references for custom ops)."""
-    try:
-        from nnbridge.verify.runtimes import onnxruntime_rt
+    from nnbridge.verify.runtimes import onnxruntime_rt
 
-        return onnxruntime_rt.run_model(model, dict(feeds), intermediates=True)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):  # verify's runner not there yet: standard ops only
-        return _run_hub_simple(model, feeds)
-
-
-def _run_hub_simple(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    import onnx_ir as ir
-    import onnxruntime as ort
-
-    proto = ir.serde.serialize_model(model)
-    known = {o.name for o in proto.graph.output}
-    for node in model.graph:
-        for value in node.outputs:
-            if value.name not in known and value.type is not None:
-                proto.graph.output.append(ir.serde.serialize_value(value))
-                known.add(value.name)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    values = session.run(names, {k: v for k, v in feeds.items()})
-    result = dict(feeds)
-    result.update(zip(names, values, strict=True))
-    return result
+    return dict(onnxruntime_rt.run(model, dict(feeds), intermediates=True))
 
 
 def assert_same(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], outputs: Sequence[str],
                 *, rtol: float, atol: float, what: str) -> None:
-    try:
-        from nnbridge.verify.compare import compare
-    except ImportError:
-        _compare_simple(reference, candidate, outputs, rtol=rtol, atol=atol, what=what)
-        return
+    from nnbridge.verify.compare import compare
+
     result = compare(reference, candidate, outputs=outputs, rtol=rtol, atol=atol)
     compared = [row for row in result.rows if row.max_abs is not None]
     assert result.passed, f"{what}:\n{result.table()}"
     assert compared, f"{what}: no blob was compared\n{result.table()}"
-
-
-def _compare_simple(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
-                    outputs: Sequence[str], *, rtol: float, atol: float, what: str) -> None:
-    missing = [name for name in outputs if name not in candidate]
-    assert not missing, f"{what}: outputs missing: {missing}"
-    lines, ok, count = [], True, 0
-    for name, ref in reference.items():
-        if name not in candidate:
-            continue
-        got = np.asarray(candidate[name])
-        if got.shape != ref.shape:
-            ok = False
-            lines.append(f"{name}: shape {ref.shape} vs {got.shape}")
-            continue
-        count += 1
-        err = float(np.max(np.abs(got.astype(np.float64) - ref))) if ref.size else 0.0
-        rel = err / max(float(np.max(np.abs(ref))) if ref.size else 0.0, 1e-30)
-        good = rel <= rtol or err <= atol
-        ok &= good
-        lines.append(f"{name}: {ref.shape} abs {err:.3g} rel {rel:.3g} {'ok' if good else 'FAIL'}")
-    assert ok and count, f"{what}:\n" + "\n".join(lines)
 
 
 def check_layer(
@@ -218,9 +171,8 @@ def check_net(
     workdir: Path | None = None,
 ) -> None:
     from nnbridge.caffe.formats.net import load_caffe
-    from nnbridge.caffe.weights import DictWeights
-
     from nnbridge.caffe.importer import import_layers
+    from nnbridge.caffe.weights import DictWeights
 
     ref = run_real_caffe(prototxt, caffemodel=caffemodel, weights=weights, inputs=inputs, seed=seed)
     shapes = {name: tuple(array.shape) for name, array in ref.inputs.items()}

@@ -1,0 +1,30 @@
+"""Prove a conversion: run both models in real runtimes (in worker processes) and compare every blob.
+
+Public API (imported lazily, so that ``python -m nnbridge.verify.worker`` stays light in another
+interpreter): :func:`verify`, :class:`VerifyReport`, :func:`compare`, :class:`Comparison`,
+:func:`run_in_worker`, :func:`available_runtimes`, :class:`Preprocess`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "verify": "nnbridge.verify.api",
+    "VerifyReport": "nnbridge.verify.api",
+    "compare": "nnbridge.verify.compare",
+    "Comparison": "nnbridge.verify.compare",
+    "BlobResult": "nnbridge.verify.compare",
+    "run_in_worker": "nnbridge.verify.worker",
+    "available_runtimes": "nnbridge.verify.worker",
+    "Preprocess": "nnbridge.verify.inputs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

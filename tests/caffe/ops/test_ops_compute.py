@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from support.layer_check import check_layer
 
 RNG = np.random.default_rng(1234)

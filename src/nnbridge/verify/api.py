@@ -1,0 +1,180 @@
+"""``verify()``: run the source and the converted model in real runtimes and compare every blob.
+
+Model kinds are told by the file name: ``.prototxt`` (weights from ``source_weights`` /
+``converted_weights``, else the ``.caffemodel`` with the same stem) and ``.onnx``. Each model runs in
+its own worker process (:mod:`nnbridge.verify.worker`): Caffe files with pycaffe when importable (else
+OpenCV's DNN importer), ONNX files with onnxruntime (custom-domain nodes by their numpy references).
+
+Both runs get the same inputs (:mod:`nnbridge.verify.inputs`). Compared are every graph output of the
+source (it must exist, by name, in the converted model) and every intermediate blob whose name exists on
+both sides (Caffe blob names are hub value names, see docs/ARCHITECTURE.md), with
+:func:`nnbridge.verify.compare.compare`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnbridge.errors import NNBridgeError
+from nnbridge.verify.compare import Comparison, compare
+from nnbridge.verify.inputs import InputSet, Preprocess, given_inputs, make_inputs
+from nnbridge.verify.worker import run_in_worker
+
+logger = logging.getLogger(__name__)
+
+RUNTIME_LABELS = {
+    "pycaffe": "Caffe (pycaffe)",
+    "opencv": "Caffe via OpenCV DNN",
+    "onnxruntime": "onnxruntime",
+}
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    kind: str  # "caffe" | "onnx"
+    path: str
+    weights: str | None = None
+
+    @property
+    def paths(self) -> list[str | None]:
+        return [self.path, self.weights]
+
+
+@dataclass
+class VerifyReport:
+    source: ModelFiles
+    converted: ModelFiles
+    source_runtime: str
+    converted_runtime: str
+    inputs: str
+    outputs: list[str]
+    comparison: Comparison
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison.passed
+
+    def render(self) -> str:
+        rows = self.comparison.rows
+        failed = len(self.comparison.failures)
+        lines = [
+            f"source:    {self.source.path} [{RUNTIME_LABELS.get(self.source_runtime, self.source_runtime)}]",
+            f"converted: {self.converted.path} "
+            f"[{RUNTIME_LABELS.get(self.converted_runtime, self.converted_runtime)}]",
+            f"inputs:    {self.inputs}",
+            f"tolerance: max rel err <= {self.comparison.rtol:g} or max abs err <= {self.comparison.atol:g}",
+            "",
+            self.comparison.table(),
+            "",
+            *self.notes,
+            f"{'PASS' if self.passed else 'FAIL'}: {len(rows) - failed}/{len(rows)} blobs match "
+            f"(outputs: {', '.join(self.outputs)})",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": {"path": self.source.path, "weights": self.source.weights, "runtime": self.source_runtime},
+            "converted": {"path": self.converted.path, "weights": self.converted.weights,
+                          "runtime": self.converted_runtime},
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "notes": self.notes,
+            **self.comparison.to_dict(),
+        }
+
+
+def model_files(path: str | os.PathLike[str], weights: str | os.PathLike[str] | None = None) -> ModelFiles:
+    """Tell the kind of a model by its file name; find the caffemodel next to a prototxt."""
+    text = os.fspath(path)
+    suffix = Path(text).suffix.lower()
+    if not os.path.isfile(text):
+        raise NNBridgeError(f"{text}: no such model file")
+    if suffix == ".onnx":
+        return ModelFiles("onnx", text)
+    if suffix in (".prototxt", ".pbtxt", ".pt"):
+        found = os.fspath(weights) if weights is not None else str(Path(text).with_suffix(".caffemodel"))
+        if not os.path.isfile(found):
+            hint = "give its weights (.caffemodel)" if weights is None else "check the path"
+            raise NNBridgeError(f"{text}: weights {found} not found ({hint})")
+        return ModelFiles("caffe", text, found)
+    raise NNBridgeError(f"{text}: cannot tell the model kind from the name (use .prototxt or .onnx)")
+
+
+def input_specs(model: ModelFiles,
+                input_shapes: Mapping[str, Sequence[int]] | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """``[(name, shape)]`` of the model's inputs (symbolic ONNX dimensions become 1)."""
+    if model.kind == "caffe":
+        from nnbridge.caffe.formats.net import load_caffe
+
+        return [(spec.name, tuple(spec.shape)) for spec in load_caffe(model.path, input_shapes=input_shapes).inputs]
+    import onnx_ir as ir
+
+    graph = ir.load(model.path).graph
+    specs = []
+    for value in graph.inputs:
+        if value.name in graph.initializers:
+            continue
+        name = value.name or ""
+        if input_shapes and name in input_shapes:
+            specs.append((name, tuple(int(d) for d in input_shapes[name])))
+            continue
+        dims = list(value.shape) if value.shape is not None else []
+        if value.shape is None or not all(isinstance(d, int) for d in dims):
+            logger.info("input %s has symbolic dimensions %s: using 1 for them", name, value.shape)
+        specs.append((name, tuple(d if isinstance(d, int) else 1 for d in dims)))
+    return specs
+
+
+def verify(
+    source: str | os.PathLike[str],
+    converted: str | os.PathLike[str],
+    *,
+    source_weights: str | os.PathLike[str] | None = None,
+    converted_weights: str | os.PathLike[str] | None = None,
+    inputs: Mapping[str, np.ndarray] | str | None = None,
+    seed: int = 0,
+    image: str | None = None,
+    preprocess: Preprocess | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+    runtimes: tuple[str | None, str | None] | None = None,
+    intermediates: bool = True,
+    timeout: float | None = None,
+) -> VerifyReport:
+    """Run ``source`` and ``converted`` on the same inputs and compare outputs and shared intermediates.
+
+    ``runtimes`` = (source runtime, converted runtime), each ``pycaffe``, ``opencv``, ``onnxruntime``
+    or ``None`` for the default of the file kind (Caffe: pycaffe if importable, else OpenCV).
+    """
+    src = model_files(source, source_weights)
+    dst = model_files(converted, converted_weights)
+    specs = input_specs(src, input_shapes)
+    inset: InputSet = given_inputs(inputs, specs) if inputs is not None else \
+        make_inputs(specs, seed=seed, image=image, preprocess=preprocess)
+    chosen = runtimes or (None, None)
+    src_rt = chosen[0] or src.kind
+    dst_rt = chosen[1] or dst.kind
+    kwargs: dict[str, Any] = {"intermediates": intermediates}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    ref = run_in_worker(src_rt, src.paths, inset.arrays, **kwargs)
+    got = run_in_worker(dst_rt, dst.paths, inset.arrays, **kwargs)
+    comparison = compare(ref, got, outputs=ref.outputs, rtol=rtol, atol=atol)
+    notes = []
+    only_ref = [name for name in ref if name not in got]
+    if only_ref:
+        shown = ", ".join(only_ref[:8]) + (", ..." if len(only_ref) > 8 else "")
+        notes.append(f"not compared ({len(only_ref)} blobs only in the source): {shown}")
+    report = VerifyReport(src, dst, ref.runtime, got.runtime, inset.description, ref.outputs, comparison, notes)
+    logger.info("verify %s vs %s: %s", src.path, dst.path, "pass" if report.passed else "FAIL")
+    return report

@@ -1,0 +1,252 @@
+"""Run one runtime on one model in a separate process: ``python -m nnbridge.verify.worker``.
+
+One process per runtime keeps Caffe's and TensorFlow's protobuf libraries apart and lets pycaffe live in
+another interpreter (environment variable ``NNBRIDGE_CAFFE_PYTHON``). Exchange format:
+
+- inputs: an ``.npz`` whose member ``__names__`` lists the input names and ``a0, a1, ...`` hold the arrays
+  (blob names may contain ``/`` or ``@``, which zip member names do not carry reliably);
+- result: the same layout, plus ``__meta__``: a JSON string ``{"runtime", "outputs"}``;
+- failure: exit status 3 and a JSON file ``{"type", "message"}`` (``--error``). A crash (Caffe aborts on
+  a failed CHECK) leaves no such file: the exit status and the end of stderr are reported instead.
+
+Runtime names: ``pycaffe``, ``opencv`` (Caffe files) and ``onnxruntime`` (ONNX files); ``--plugin``
+imports modules (or .py files) first, e.g. ones declaring extra custom ops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnbridge.errors import NNBridgeError
+
+logger = logging.getLogger(__name__)
+
+RUNTIMES = ("pycaffe", "opencv", "onnxruntime")
+ERROR_STATUS = 3
+CAFFE_PYTHON_ENV = "NNBRIDGE_CAFFE_PYTHON"
+DEFAULT_TIMEOUT = 1800.0
+
+
+class RunResult(dict[str, np.ndarray]):
+    """``{blob name: array}`` from one worker run, plus which runtime ran and the model's outputs."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], runtime: str, outputs: Sequence[str]):
+        super().__init__(arrays)
+        self.runtime = runtime
+        self.outputs = list(outputs)
+
+
+def caffe_python() -> str:
+    """The interpreter that runs pycaffe: ``$NNBRIDGE_CAFFE_PYTHON`` or this one."""
+    return os.environ.get(CAFFE_PYTHON_ENV) or sys.executable
+
+
+def _worker_env(python: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["GLOG_minloglevel"] = "2"
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        # Let another interpreter import this very copy of nnbridge (only numpy + the runtime are needed).
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    return env
+
+
+@functools.cache
+def _pycaffe_importable(python: str) -> bool:
+    try:
+        probe = subprocess.run([python, "-c", "import caffe"], env=_worker_env(python), capture_output=True,
+                               timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def available_runtimes() -> dict[str, bool]:
+    """Which runtimes can run here (pycaffe is probed in the interpreter given by ``$NNBRIDGE_CAFFE_PYTHON``)."""
+    return {
+        "pycaffe": _pycaffe_importable(caffe_python()),
+        "opencv": importlib.util.find_spec("cv2") is not None,
+        "onnxruntime": importlib.util.find_spec("onnxruntime") is not None,
+    }
+
+
+def resolve_runtime(runtime: str) -> str:
+    """``caffe`` means pycaffe when importable, else OpenCV; ``onnx`` means onnxruntime."""
+    if runtime == "caffe":
+        available = available_runtimes()
+        if available["pycaffe"]:
+            return "pycaffe"
+        if available["opencv"]:
+            logger.info("pycaffe is not importable by %s: running Caffe models with OpenCV", caffe_python())
+            return "opencv"
+        raise NNBridgeError("no Caffe runtime: pycaffe is not importable (set NNBRIDGE_CAFFE_PYTHON to a "
+                            "Python with pycaffe) and OpenCV is not installed (pip install 'nnbridge[verify]')")
+    if runtime == "onnx":
+        return "onnxruntime"
+    if runtime not in RUNTIMES:
+        raise NNBridgeError(f"unknown runtime {runtime!r}; choose caffe, onnx or one of {', '.join(RUNTIMES)}")
+    return runtime
+
+
+def run_in_worker(runtime: str, model_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | None],
+                  inputs: Mapping[str, np.ndarray], *, python: str | None = None,
+                  timeout: float | None = DEFAULT_TIMEOUT, intermediates: bool = True,
+                  plugins: Sequence[str | os.PathLike[str]] = ()) -> RunResult:
+    """Run ``runtime`` on a model (``path`` or ``(model, weights)``) in a fresh process; return every blob.
+
+    ``plugins`` (module names or .py files) are imported in the worker first, e.g. to declare custom ops.
+    """
+    runtime = resolve_runtime(runtime)
+    paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
+    if not paths or paths[0] is None or len(paths) > 2:
+        raise NNBridgeError(f"give a model path or (model, weights), not {model_paths!r}")
+    model = os.path.abspath(paths[0])
+    weights = os.path.abspath(paths[1]) if len(paths) > 1 and paths[1] is not None else None
+    python = python or (caffe_python() if runtime == "pycaffe" else sys.executable)
+    with tempfile.TemporaryDirectory(prefix="nnbridge-verify-") as tmp:
+        in_path, out_path, err_path = (os.path.join(tmp, n) for n in ("inputs.npz", "out.npz", "error.json"))
+        save_arrays(in_path, inputs)
+        command = [python, "-m", "nnbridge.verify.worker", runtime, "--model", model, "--inputs", in_path,
+                   "--out", out_path, "--error", err_path]
+        if weights:
+            command += ["--weights", weights]
+        if not intermediates:
+            command.append("--outputs-only")
+        for plugin in plugins:
+            text = os.fspath(plugin)
+            command += ["--plugin", os.path.abspath(text) if text.endswith(".py") else text]
+        logger.debug("running %s", " ".join(command))
+        try:
+            proc = subprocess.run(command, env=_worker_env(python), capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise NNBridgeError(f"{runtime} on {model}: no result within {timeout:g} s") from exc
+        except OSError as exc:
+            raise NNBridgeError(f"{runtime}: cannot start worker {python!r}: {exc}") from exc
+        if proc.returncode == 0 and os.path.exists(out_path):
+            arrays, meta = load_arrays(out_path)
+            return RunResult(arrays, str(meta.get("runtime", runtime)), list(meta.get("outputs", [])))
+        if os.path.exists(err_path):
+            with open(err_path, encoding="utf-8") as handle:
+                error = json.load(handle)
+            raise NNBridgeError(f"{runtime} on {model}: {error['type']}: {error['message']}")
+        raise NNBridgeError(f"{runtime} on {model}: {_crash_message(proc.returncode, proc.stderr)}")
+
+
+def _crash_message(status: int, stderr: str) -> str:
+    """Exit status (or signal) and the meaningful end of stderr (glog's F-lines first)."""
+    how = f"worker exited with status {status}"
+    if status < 0:
+        try:
+            how = f"worker killed by {signal.Signals(-status).name}"
+        except ValueError:
+            how = f"worker killed by signal {-status}"
+    lines = [line for line in stderr.strip().splitlines()
+             if line.strip() and not line.startswith(("WARNING: Logging before", "*** ", "    @ "))]
+    fatal = [line for line in lines if line.startswith("F") and "] " in line]
+    shown = [line.split("] ", 1)[1] for line in fatal] or lines[-5:]
+    return how + (": " + " | ".join(shown) if shown else " (no output)")
+
+
+def save_arrays(path: str, arrays: Mapping[str, np.ndarray], meta: dict[str, object] | None = None) -> None:
+    names = list(arrays)
+    members: dict[str, np.ndarray] = {f"a{i}": np.asarray(arrays[name]) for i, name in enumerate(names)}
+    members["__names__"] = np.array(json.dumps(names))
+    if meta is not None:
+        members["__meta__"] = np.array(json.dumps(meta))
+    with open(path, "wb") as handle:
+        np.savez(handle, **members)  # type: ignore[arg-type]
+
+
+def load_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with np.load(path, allow_pickle=False) as data:
+        names = json.loads(str(data["__names__"]))
+        meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else {}
+        return {name: data[f"a{i}"] for i, name in enumerate(names)}, meta
+
+
+def run_runtime(runtime: str, model: str, weights: str | None, inputs: Mapping[str, np.ndarray], *,
+                intermediates: bool = True) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Run in this process; return (all blobs, names of the model's outputs)."""
+    if runtime == "pycaffe":
+        from nnbridge.verify.runtimes import caffe_pycaffe
+
+        blobs, outputs = caffe_pycaffe.run_net(model, weights, inputs)
+    elif runtime == "opencv":
+        from nnbridge.verify.runtimes import caffe_opencv
+
+        blobs = caffe_opencv.run(model, weights, inputs)
+        outputs = caffe_opencv.net_outputs(caffe_opencv.caffe_layers(model), list(inputs))
+    elif runtime == "onnxruntime":
+        from nnbridge.verify.runtimes import onnxruntime_rt
+
+        ir_model = onnxruntime_rt.load_model(model)
+        outputs = [v.name or "" for v in ir_model.graph.outputs]
+        blobs = onnxruntime_rt.run(ir_model, inputs, intermediates=intermediates)
+    else:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if not intermediates:
+        blobs = {name: blobs[name] for name in outputs if name in blobs}
+    return blobs, outputs
+
+
+def load_plugin(plugin: str | os.PathLike[str]) -> None:
+    """Import a module by name, or a Python file by path (its custom ops register on import)."""
+    text = os.fspath(plugin)
+    if not text.endswith(".py"):
+        importlib.import_module(text)
+        return
+    name = "nnbridge_plugin_" + Path(text).stem
+    spec = importlib.util.spec_from_file_location(name, text)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import plugin {text}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nnbridge.verify.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("runtime", choices=RUNTIMES)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--weights")
+    parser.add_argument("--inputs", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--error", required=True)
+    parser.add_argument("--outputs-only", action="store_true")
+    parser.add_argument("--plugin", action="append", default=[],
+                        help="module name or .py file to import first (e.g. to declare custom ops)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        for plugin in args.plugin:
+            load_plugin(plugin)
+        inputs, _ = load_arrays(args.inputs)
+        blobs, outputs = run_runtime(args.runtime, args.model, args.weights, inputs,
+                                     intermediates=not args.outputs_only)
+        save_arrays(args.out, blobs, {"runtime": args.runtime, "outputs": outputs})
+    except Exception as exc:  # reported to the parent, which raises a clean NNBridgeError
+        with open(args.error, "w", encoding="utf-8") as handle:
+            json.dump({"type": type(exc).__name__, "message": str(exc)}, handle)
+        logger.debug("worker failed", exc_info=True)
+        return ERROR_STATUS
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,12 +13,25 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp_for(target: Path) -> tuple[int, str]:
+    """A temporary file beside ``target`` with the permissions a plain ``open(target, "w")`` would give."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600 files
+    return fd, tmp
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:  # type: ignore[type-arg]
     """Open a temporary file next to ``path``; on success rename it over ``path``, on error delete it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    fd, tmp = _mkstemp_for(target)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -42,7 +55,7 @@ class AtomicGroup:
     def path(self, final: str | os.PathLike[str]) -> Path:
         target = Path(final)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        fd, tmp = _mkstemp_for(target)
         os.close(fd)
         self._pending.append((Path(tmp), target))
         return Path(tmp)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from support.layer_check import caffe_module, check_net
 
 MTCNN_SIZES = {"det1": (60, 80), "det2": (24, 24), "det3": (48, 48)}

@@ -66,3 +66,30 @@ CLASSIC = [
 def test_classic_random_weights(shared_models: Path, name: str) -> None:
     caffe_module()
     check_net(shared_models / "caffe" / "prototxt" / f"{name}.prototxt", seed=7, rtol=1e-4, roundtrip=True)
+
+
+@pytest.mark.slow
+def test_train_val_net_drops_training_layers(shared_models: Path) -> None:
+    """CaffeNet's train_val (TEST phase): Data becomes an input, loss and accuracy are dropped, and the rest
+    computes what the deploy net computes in real Caffe with the same weights."""
+    from nnbridge.caffe.formats.net import load_caffe
+    from nnbridge.caffe.importer import import_layers
+    from nnbridge.caffe.weights import DictWeights
+    from nnbridge.errors import FormatError
+    from support.layer_check import assert_same, run_hub, run_real_caffe
+
+    caffe_module()
+    folder = shared_models / "caffe" / "prototxt"
+    train_val = folder / "bvlc_reference_caffenet_train_val.prototxt"
+    with pytest.raises(FormatError, match=r"reads blob 'data' from the Data layer .*--input-shape data="):
+        loaded = load_caffe(train_val)
+        import_layers(list(loaded.net.layer), loaded.inputs, DictWeights({}), source=str(train_val))
+    rng = np.random.default_rng(11)
+    data = rng.standard_normal((2, 3, 227, 227)).astype(np.float32)
+    ref = run_real_caffe(folder / "bvlc_reference_caffenet.prototxt", inputs={"data": data}, seed=11)
+    loaded = load_caffe(train_val, input_shapes={"data": data.shape})
+    model = import_layers(list(loaded.net.layer), loaded.inputs, DictWeights(ref.weights), source=str(train_val))
+    assert [v.name for v in model.graph.outputs] == ["fc8"]
+    assert "dropped SoftmaxWithLoss layer 'loss'" in model.metadata_props["nnbridge.notes"]
+    assert_same(ref.blobs, run_hub(model, ref.inputs), ["fc8"], rtol=1e-4, atol=1e-6,
+                what="train_val in the hub vs deploy net in real Caffe")

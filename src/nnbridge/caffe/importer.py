@@ -194,14 +194,20 @@ def import_layers(
     available: dict[str, None] = dict.fromkeys(blobs)
     notes: list[str] = []
 
+    dropped: dict[str, Any] = {}  # blob -> the dropped training layer that produced it
     for i, layer in enumerate(layers):
         if layer.type in TRAINING_LAYERS:
             notes.append(f"dropped {layer.type} layer {layer.name!r}: {TRAINING_LAYERS[layer.type]}")
-            for bottom in layer.bottom:
-                available.pop(str(bottom), None)
-            continue
+            dropped.update((str(top), layer) for top in layer.top)
+            continue  # what a loss or metric read stays a net output
         bottoms: list[ir.Value] = []
         for bottom in layer.bottom:
+            if str(bottom) not in blobs and str(bottom) in dropped:
+                origin = dropped[str(bottom)]
+                raise FormatError(source, f"layer {layer.name!r} ({layer.type}) reads blob {bottom!r} from the "
+                                  f"{origin.type} layer {origin.name!r}, a training data source dropped for "
+                                  "inference", hint=f"give its shape to make it an input: --input-shape "
+                                  f"{bottom}=N,C,H,W (Python: input_shapes={{{str(bottom)!r}: (N, C, H, W)}})")
             if str(bottom) not in blobs:
                 raise FormatError(source, f"layer {layer.name!r} ({layer.type}) reads blob {bottom!r}, "
                                   "which no earlier layer or input produces",

@@ -119,6 +119,13 @@ def extract_inputs(net: caffe_pb2.NetParameter, source: str | None,
     specs: list[InputSpec] = []
     others = []
     for layer in net.layer:
+        if layer.type in DATA_LAYERS:
+            data_specs = _data_layer_inputs(layer, overrides, source)
+            if data_specs is None:
+                others.append(layer)  # dropped by the importer; a reader of its tops gets a clear error
+            else:
+                specs.extend(data_specs)
+            continue
         if layer.type != "Input":
             others.append(layer)
             continue
@@ -141,6 +148,35 @@ def extract_inputs(net: caffe_pb2.NetParameter, source: str | None,
     del net.layer[:]
     net.layer.extend(others)
     return specs
+
+
+#: Training data sources whose first top (the data) can become a graph input.
+DATA_LAYERS = ("Data", "ImageData", "HDF5Data", "MemoryData", "WindowData", "DummyData", "AnnotatedData",
+               "VideoData")
+
+
+def _data_layer_inputs(layer: caffe_pb2.LayerParameter, overrides: dict[str, Sequence[int]],
+                       source: str | None) -> list[InputSpec] | None:
+    """The data top of a training data layer as an input, when its shape is given or known from the layer.
+
+    Labels and other extra tops are left out: only losses and metrics read them, and those are dropped.
+    Returns None when the shape is unknown (it lives in the database): the layer is then dropped.
+    """
+    if not layer.top:
+        return None
+    top = str(layer.top[0])
+    dims: Sequence[int] | None = overrides.pop(top, None)
+    if dims is None and layer.type == "MemoryData":
+        p = layer.memory_data_param
+        dims = [p.batch_size, p.channels, p.height, p.width]
+    elif dims is None and layer.type == "DummyData":
+        p = layer.dummy_data_param
+        dims = list(p.shape[0].dim) if len(p.shape) else [p.num[0], p.channels[0], p.height[0], p.width[0]] \
+            if len(p.num) else None
+    if dims is None:
+        return None
+    logger.info("%s: data layer %r becomes input %r with shape %s", source, layer.name, top, list(dims))
+    return [InputSpec(top, check_shape(dims, f"input {top!r}", source))]
 
 
 def prepare_net(net: caffe_pb2.NetParameter, source: str | None, *, phase: str | int = "TEST",

@@ -7,6 +7,10 @@
 - ``opencv``: what OpenCV's Caffe importer accepts: ``ssd`` + ReLU6, Upsample (nearest), Interp
   (bilinear, align_corners), ShuffleChannel, Clip.
 
+Options: ``scalar_blobs_1d`` -- write the 0-D blobs Caffe keeps for a single shared value (PReLU/Normalize
+``channel_shared``, Scale/Bias ``num_axes: 0``) with shape (1,): OpenCV cannot read a 0-D blob, while Caffe
+insists on the exact shape.
+
 A layer type outside the dialect is never emitted: exporters either pick an exact rewrite the dialect can
 express (e.g. ``Clip(0, 6) = ReLU(x) - ReLU(x - 6)``) or refuse, and every refusal is listed at once.
 """
@@ -43,7 +47,8 @@ class Dialect:
 DIALECTS: dict[str, Dialect] = {
     "bvlc": Dialect("bvlc", _BVLC, "BVLC Caffe 1.0 (master)"),
     "ssd": Dialect("ssd", (_BVLC - {"Clip", "Swish"}) | _SSD_EXTRA, "weiliu89/caffe, branch ssd"),
-    "opencv": Dialect("opencv", _BVLC | _SSD_EXTRA | _OPENCV_EXTRA, "OpenCV's dnn Caffe importer"),
+    "opencv": Dialect("opencv", _BVLC | _SSD_EXTRA | _OPENCV_EXTRA, "OpenCV's dnn Caffe importer",
+                      {"scalar_blobs_1d": True}),
 }
 
 

@@ -1,6 +1,10 @@
 """Hub -> Caffe: lower the hub model with rewrite passes, then export one node at a time.
 
-1. A copy of the model goes through :func:`nnbridge.hub.passes.caffe_lowering` (constant folding,
+0. A clone of the model (new nodes and values, the same weight tensors: nothing is copied) first goes
+   through :class:`~nnbridge.caffe.export.restore.RestoreCaffeLayers`: every group of nodes the Caffe
+   importer made of one layer, still intact, becomes that layer again with its original parameters and
+   blobs (exact by construction; only layer types the dialect allows).
+1. The model then goes through :func:`nnbridge.hub.passes.caffe_lowering` (constant folding,
    Identity/Dropout removal, Pad folding, Gemm/MatMul -> InnerProduct, Mul+Add -> Scale, weighted sums
    -> Eltwise with coefficients...). Fused groups become internal nodes of
    :data:`~nnbridge.hub.passes.graph.CAFFE_DOMAIN`, exported field by field.
@@ -26,6 +30,7 @@ import onnx_ir as ir
 
 from nnbridge.caffe.dialects import Dialect, get_dialect
 from nnbridge.caffe.export.context import CAFFE_EXPORTERS, ExportContext, Layer, Refusal, node_key
+from nnbridge.caffe.export.restore import RestoreCaffeLayers
 from nnbridge.errors import ConversionError, Unsupported, UnsupportedOpsError
 from nnbridge.hub.passes import caffe_lowering
 from nnbridge.hub.passes.graph import CAFFE_DOMAIN, attr, shape_of
@@ -49,8 +54,19 @@ def _load_exporters() -> None:
 
 
 def _caffe_layer_node(ctx: ExportContext) -> list[Layer]:
-    """Internal nodes made by passes: type = op_type, fields = attributes, const inputs = blobs."""
+    """Internal nodes made by passes: type = op_type, fields = attributes, const inputs = blobs.
+    Restored layers (:mod:`nnbridge.caffe.export.restore`) carry their parameters as text instead."""
     node = ctx.node
+    text = attr(node, "caffe_text")
+    if text is not None:
+        count = int(attr(node, "num_bottoms", 0))
+        bottoms = [ctx.x(i) for i in range(count)]
+        kept = [ctx.need_const(i, "a blob") for i in range(count, len(node.inputs))]
+        if ctx.dialect.options.get("scalar_blobs_1d"):
+            kept = [b.reshape(1) if b.ndim == 0 else b for b in kept]
+        layer = ctx.layer(node.op_type, bottoms, [str(v.name) for v in node.outputs], blobs=kept)
+        layer.text = text
+        return [layer]
     bottoms = [ctx.x(i) for i, v in enumerate(node.inputs) if v is not None and v.const_value is None]
     blobs = [ctx.const(i) for i, v in enumerate(node.inputs) if v is not None and v.const_value is not None]
     fields = {k: attr(node, k) for k in node.attributes if k != "param"}
@@ -88,10 +104,14 @@ def export_layers(model: ir.Model, dialect: Dialect) -> tuple[list[Layer], list[
 
 def export_caffe(model: ir.Model, *, dialect: str | Dialect = "bvlc") -> CaffeExport:
     """Export a hub model to a Caffe deploy net + blobs (see docs/ARCHITECTURE.md)."""
+    from google.protobuf import text_format
+
     from nnbridge.caffe.proto import caffe_pb2
 
     target = get_dialect(dialect)
-    work = ir.serde.deserialize_model(ir.serde.serialize_model(model))
+    work = model.clone()  # new nodes and values, shared tensors (memory-mapped weights are not copied)
+    restore = RestoreCaffeLayers(target.allows)
+    restore.run(work)
     manager = caffe_lowering(target.name)
     manager.run(work)
     logger.debug("lowering passes fired: %s", manager.fired)
@@ -116,12 +136,16 @@ def export_caffe(model: ir.Model, *, dialect: str | Dialect = "bvlc") -> CaffeEx
         message = net.layer.add()
         message.name = layer.name
         message.type = layer.type
+        if layer.text:
+            text_format.Merge(layer.text, message)
         message.bottom.extend(layer.bottoms)
         message.top.extend(layer.tops)
         for param, fields in layer.params.items():
             _fill(getattr(message, param), fields, f"layer {layer.name!r} {param}")
         if layer.blobs:
             blobs[layer.name] = layer.blobs
+    if restore.restored:
+        notes.append(f"restored {len(restore.restored)} original Caffe layer(s) exactly")
     if manager.fired:
         notes.append("passes: " + ", ".join(f"{k} x{v}" for k, v in sorted(manager.fired.items())))
     return CaffeExport(net, blobs, notes, layers)

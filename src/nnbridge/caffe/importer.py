@@ -21,9 +21,11 @@ reported in one :class:`~nnbridge.errors.UnsupportedOpsError`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -86,6 +88,20 @@ class LayerContext:
     def type(self) -> str:
         return str(self.layer.type)
 
+    @cached_property
+    def provenance(self) -> dict[str, str]:
+        """Node metadata that lets the Caffe exporter re-emit this layer as it was
+        (:mod:`nnbridge.caffe.export.restore`): the layer's text without name, type and blobs, and the hub
+        names of its bottoms."""
+        from google.protobuf import text_format
+
+        clean = type(self.layer)()
+        clean.CopyFrom(self.layer)
+        for name in ("blobs", "name", "type"):
+            clean.ClearField(name)
+        return {"caffe.param": text_format.MessageToString(clean, as_one_line=True),
+                "caffe.bottoms": json.dumps([str(v.name) for v in self.inputs])}
+
     def in_shape(self, index: int = 0) -> tuple[int, ...]:
         return static_shape(self.inputs[index])
 
@@ -125,7 +141,7 @@ class LayerContext:
         name = self.name if suffix is None else f"{self.name}/{suffix}"
         return self.builder.op(
             op_type, inputs, attrs, name=name, outputs=outputs, domain=domain,
-            metadata={"caffe.layer": self.name, "caffe.type": self.type},
+            metadata={"caffe.layer": self.name, "caffe.type": self.type, **self.provenance},
         )
 
     def op1(self, op_type: str, inputs: Sequence[ir.Value | None], attrs: Mapping[str, Any] | None = None,

@@ -97,6 +97,12 @@ def _pools() -> tuple:
     return make_model(nodes, {"x": [1, 2, 9, 9]}, ["mp", "y"]), ["Pooling", "Pooling", "Scale"]
 
 
+def _tile() -> tuple:
+    inits = {"r": np.array([1, 2, 1, 3], np.int64)}
+    nodes = [helper.make_node("Tile", ["x", "r"], ["y"], name="tile")]
+    return make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"], inits), ["Tile", "Tile"]
+
+
 CASES = {
     "conv_bn_relu": (_conv_bn_relu, "bvlc"),
     "gemm": (_gemm, "bvlc"),
@@ -110,6 +116,7 @@ CASES = {
     "sub_mul_channel": (_sub_mul_channel, "bvlc"),
     "concat_softmax_gap": (_concat_softmax_gap, "bvlc"),
     "pools": (_pools, "bvlc"),
+    "tile": (_tile, "bvlc"),
 }
 
 

@@ -45,8 +45,9 @@ def prelu(ctx: ExportContext) -> list[Layer]:
     if len(shape) < 2:
         raise ctx.fail("PReLU needs an (N, C, ...) input")
     if slope.size == 1:
+        shared = slope.reshape(1) if ctx.dialect.options.get("scalar_blobs_1d") else slope.reshape(())  # Caffe: 0-D
         return [ctx.layer("PReLU", [ctx.x(0)], [ctx.y(0)], "prelu_param", {"channel_shared": True},
-                          blobs=[slope.reshape(1)])]
+                          blobs=[shared])]
     vector = channel_vector(slope, len(shape), shape[1])
     if vector is None:
         raise ctx.fail(f"slope of shape {slope.shape} is not per-channel")

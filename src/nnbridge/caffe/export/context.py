@@ -36,6 +36,7 @@ class Layer:
     tops: list[str]
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # e.g. {"scale_param": {"axis": 1}}
     blobs: list[np.ndarray] = field(default_factory=list)
+    text: str = ""  # extra fields as protobuf text (a restored layer's original parameters)
 
 
 class Refusal(Exception):
@@ -141,5 +142,5 @@ class ExportContext:
               suffix: str | None = None) -> Layer:
         self.require(layer_type)
         params = {param: {k: v for k, v in (fields or {}).items() if v is not None}} if param else {}
-        return Layer(layer_type, self.layer_name(suffix), list(bottoms), list(tops), params,
-                     [np.ascontiguousarray(b, dtype=np.float32) for b in blobs])
+        blob_arrays = [np.asarray(b, dtype=np.float32, order="C") for b in blobs]  # 0-D stays 0-D
+        return Layer(layer_type, self.layer_name(suffix), list(bottoms), list(tops), params, blob_arrays)

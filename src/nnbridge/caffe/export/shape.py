@@ -84,3 +84,20 @@ def slice_(ctx: ExportContext) -> list[Layer]:
     if unused:
         layers.append(ctx.layer("Silence", unused, [], suffix="silence"))
     return layers
+
+
+@caffe_exporter("Tile")
+def tile(ctx: ExportContext) -> list[Layer]:
+    """``Tile(repeats)`` repeating one axis ``a`` = Caffe ``Tile(axis=a, tiles)`` (``np.tile`` along ``a``);
+    several repeated axes become a chain of Tile layers."""
+    repeats = [int(r) for r in ctx.need_const(1, "the repeats").reshape(-1)]
+    axes = [(a, r) for a, r in enumerate(repeats) if r != 1]
+    if not axes:
+        return [ctx.layer("Split", [ctx.x(0)], [ctx.y(0)])]
+    layers, bottom = [], ctx.x(0)
+    for i, (axis, count) in enumerate(axes):
+        top = ctx.y(0) if i == len(axes) - 1 else ctx.tmp(f"tile{axis}")
+        layers.append(ctx.layer("Tile", [bottom], [top], "tile_param", {"axis": axis, "tiles": count},
+                                suffix=None if i == len(axes) - 1 else f"tile{axis}"))
+        bottom = top
+    return layers

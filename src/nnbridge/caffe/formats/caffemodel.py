@@ -196,7 +196,7 @@ def parse_caffemodel(buf: Any, path: str | None = None) -> CaffemodelFile:
 
 
 def _as_float32(array: Any, layer: str, index: int) -> np.ndarray:
-    out = np.ascontiguousarray(array, dtype="<f4")
+    out = np.asarray(array, dtype="<f4", order="C")  # ascontiguousarray would turn 0-D blobs into (1,)
     if not np.isfinite(out).all():
         logger.warning("layer %r blob %d holds non-finite values", layer, index)
     return out

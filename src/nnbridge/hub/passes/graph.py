@@ -74,7 +74,7 @@ def new_const(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     while candidate in used:
         i += 1
         candidate = f"{name}_{i}"
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # (ascontiguousarray makes 0-D arrays 1-D)
     value = ir.Value(name=candidate, shape=ir.Shape(list(array.shape)),
                      type=ir.TensorType(ir.DataType.from_numpy(array.dtype)),
                      const_value=ir.Tensor(array, name=candidate))

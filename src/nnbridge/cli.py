@@ -18,7 +18,7 @@ from nnbridge.errors import ConversionError, NNBridgeError
 
 logger = logging.getLogger("nnbridge")
 
-_DIALECTS = ("bvlc", "ssd", "opencv")
+_DIALECTS = ("bvlc", "bvlc-master", "ssd", "opencv")
 
 
 def parse_input_shapes(items: Sequence[str] | None) -> dict[str, list[int]] | None:

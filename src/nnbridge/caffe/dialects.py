@@ -1,7 +1,10 @@
 """Caffe dialects: which layer types (and options) a target Caffe build understands.
 
-- ``bvlc``: layers of BVLC Caffe 1.0 (incl. ``Clip``, added to BVLC master in 2019, and ``Swish``).
-  No Permute, PriorBox, DetectionOutput, Normalize, ReLU6, Upsample, Interp, ShuffleChannel, Axpy.
+- ``bvlc``: layers of the BVLC Caffe 1.0 release, which most deployed Caffe builds and NPU toolchains
+  understand. No Clip or Swish (added to BVLC master after 1.0: ``Clip(a, b)`` is then rewritten exactly
+  with ReLU/Power/Eltwise), no Permute, PriorBox, DetectionOutput, Normalize, ReLU6, Upsample, Interp,
+  ShuffleChannel, Axpy.
+- ``bvlc-master``: ``bvlc`` + ``Clip`` and ``Swish`` (BVLC master, 2019).
 - ``ssd``: ``bvlc`` + the layers of weiliu89/caffe (branch ssd): Permute, PriorBox, DetectionOutput,
   Normalize. Its pycaffe has no ``Clip`` layer, so ``Clip`` is rewritten exactly instead.
 - ``opencv``: what OpenCV's Caffe importer accepts: ``ssd`` + ReLU6, Upsample (nearest), Interp
@@ -22,10 +25,10 @@ from dataclasses import dataclass, field
 from nnbridge.errors import ConversionError
 
 _BVLC = frozenset({
-    "AbsVal", "BatchNorm", "Bias", "BNLL", "Clip", "Concat", "Convolution", "Crop", "Deconvolution",
+    "AbsVal", "BatchNorm", "Bias", "BNLL", "Concat", "Convolution", "Crop", "Deconvolution",
     "Dropout", "Eltwise", "ELU", "Embed", "Exp", "Flatten", "InnerProduct", "Input", "Log", "LRN",
     "MVN", "Parameter", "Pooling", "Power", "PReLU", "Reduction", "ReLU", "Reshape", "Scale",
-    "Sigmoid", "Silence", "Slice", "Softmax", "Split", "Swish", "TanH", "Threshold", "Tile", "ArgMax",
+    "Sigmoid", "Silence", "Slice", "Softmax", "Split", "TanH", "Threshold", "Tile", "ArgMax",
 })
 _SSD_EXTRA = frozenset({"Permute", "PriorBox", "DetectionOutput", "Normalize"})
 _OPENCV_EXTRA = frozenset({"ReLU6", "Upsample", "Interp", "ShuffleChannel"})
@@ -45,9 +48,10 @@ class Dialect:
 
 
 DIALECTS: dict[str, Dialect] = {
-    "bvlc": Dialect("bvlc", _BVLC, "BVLC Caffe 1.0 (master)"),
-    "ssd": Dialect("ssd", (_BVLC - {"Clip", "Swish"}) | _SSD_EXTRA, "weiliu89/caffe, branch ssd"),
-    "opencv": Dialect("opencv", _BVLC | _SSD_EXTRA | _OPENCV_EXTRA, "OpenCV's dnn Caffe importer",
+    "bvlc": Dialect("bvlc", _BVLC, "BVLC Caffe 1.0 release"),
+    "bvlc-master": Dialect("bvlc-master", _BVLC | {"Clip", "Swish"}, "BVLC Caffe master (2019+)"),
+    "ssd": Dialect("ssd", _BVLC | _SSD_EXTRA, "weiliu89/caffe, branch ssd"),
+    "opencv": Dialect("opencv", _BVLC | {"Clip"} | _SSD_EXTRA | _OPENCV_EXTRA, "OpenCV's dnn Caffe importer",
                       {"scalar_blobs_1d": True}),
 }
 

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("convert", "verify", "ConvertResult"):
+    if name == "verify":  # the package nnbridge.verify, callable as the function verify()
+        import nnbridge.verify
+
+        return nnbridge.verify
+    if name in ("convert", "ConvertResult"):
         from nnbridge import api
 
         return getattr(api, name)

@@ -8,6 +8,8 @@ interpreter): :func:`verify`, :class:`VerifyReport`, :func:`compare`, :class:`Co
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _EXPORTS = {
@@ -28,3 +30,17 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``nnbridge.verify`` is both this package and the function: ``nnbridge.verify(source, converted)``.
+
+    Importing a submodule (``nnbridge.verify.compare``) binds the package as the attribute ``verify`` of
+    ``nnbridge``, so the package itself forwards calls to :func:`nnbridge.verify.api.verify`.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return importlib.import_module("nnbridge.verify.api").verify(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

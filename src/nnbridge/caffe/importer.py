@@ -225,8 +225,10 @@ def import_layers(
                                   "inference", hint=f"give its shape to make it an input: --input-shape "
                                   f"{bottom}=N,C,H,W (Python: input_shapes={{{str(bottom)!r}: (N, C, H, W)}})")
             if str(bottom) not in blobs:
-                raise FormatError(source, f"layer {layer.name!r} ({layer.type}) reads blob {bottom!r}, "
-                                  "which no earlier layer or input produces",
+                later = next((other.name for other in layers[i:] if str(bottom) in other.top), None)
+                why = (f"which only the later layer {later!r} writes (a cycle, or layers out of order)"
+                       if later is not None else "which no layer or input produces")
+                raise FormatError(source, f"layer {layer.name!r} ({layer.type}) reads blob {bottom!r}, {why}",
                                   hint="check the bottom names and the layer order")
             bottoms.append(blobs[str(bottom)])
             available.pop(str(bottom), None)

@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto
 
+from nnbridge import protowire
 from nnbridge.errors import FormatError
 from nnbridge.hub.builder import GraphBuilder
 from nnbridge.onnx import normalize, writer
@@ -115,7 +116,7 @@ def test_varint_matches_protobuf():
     from google.protobuf.internal import encoder
 
     for value in (0, 1, 127, 128, 300, 2**31 - 1, 2**35 + 7):
-        assert writer.varint(value) == encoder._VarintBytes(value)
+        assert protowire.encode_varint(value) == encoder._VarintBytes(value)
 
 
 # -- foreign ONNX --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import onnx
 import onnx_ir as ir
 
 from nnbridge.fileio import AtomicGroup
+from nnbridge.protowire import encode_varint
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +49,8 @@ _TAG_RAW_DATA = (9 << 3) | 2
 _NO_NUMPY_DTYPES = {ir.DataType.INT4, ir.DataType.UINT4, ir.DataType.FLOAT4E2M1, ir.DataType.STRING}
 
 
-def varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _len_field(tag: int, length: int) -> bytes:
-    return varint(tag) + varint(length)
+    return encode_varint(tag) + encode_varint(length)
 
 
 @dataclass

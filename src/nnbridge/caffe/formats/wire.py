@@ -1,12 +1,8 @@
 """Protocol-buffer wire format by hand, for the parts of Caffe files that are too big for protobuf.
 
-Facts used (https://protobuf.dev/programming-guides/encoding/):
+Facts used (primitives in :mod:`nnbridge.protowire`):
 
-- a field is ``key = (field_number << 3) | wire_type`` as a varint, then the payload;
-  wire types: 0 varint, 1 fixed 8 bytes, 2 length-delimited (varint length + bytes), 5 fixed 4 bytes;
-  3/4 (groups) do not occur in caffe.proto and are treated as corruption;
-- varints are little-endian base-128, at most 10 bytes; ``int64``/``int32`` negatives are the 64-bit
-  two's complement (10 bytes);
+- wire types 3/4 (groups) do not occur in caffe.proto and are treated as corruption;
 - a ``repeated float`` field is either *packed* (one wire-type-2 field holding ``4 * n`` little-endian
   IEEE floats) or unpacked (``n`` wire-type-5 fields); parsers must accept both.
 
@@ -26,31 +22,15 @@ from typing import Any
 import numpy as np
 
 from nnbridge.errors import FormatError
-
-WIRE_VARINT, WIRE_FIXED64, WIRE_LEN, WIRE_FIXED32 = 0, 1, 2, 5
-
-
-def encode_varint(value: int) -> bytes:
-    """Encode a non-negative int (or a negative int64 as its 10-byte two's complement)."""
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def encode_key(field: int, wire: int) -> bytes:
-    return encode_varint((field << 3) | wire)
-
-
-def to_signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
+from nnbridge.protowire import (  # noqa: F401  (re-exported for the Caffe readers)
+    WIRE_FIXED32,
+    WIRE_FIXED64,
+    WIRE_LEN,
+    WIRE_VARINT,
+    encode_key,
+    encode_varint,
+    to_signed64,
+)
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,8 @@ OTHER_DIALECTS = [
     ("mobilenet", "torchscript", "opencv"), ("mobilenet", "dynamo", "opencv"),  # ReLU6 layer
     ("decoder", "dynamo", "ssd"), ("decoder", "dynamo", "opencv"),  # nearest x2: Deconvolution / Upsample
     ("inception", "dynamo", "opencv"),
+    ("mobilenet_v3", "torchscript", "opencv"), ("resnet_stem", "dynamo", "opencv"),  # Power/ReLU/Eltwise; Slice
+    ("cbam", "dynamo", "opencv"),  # Tile, Slice + Eltwise channel pools
 ]
 
 
@@ -229,23 +231,28 @@ def test_general_clip_and_maxpool_output(dialect: str, exports: Callable[[str, s
 
 
 @pytest.mark.caffe
-@pytest.mark.xfail(strict=True, raises=UnsupportedOpsError,
-                   reason="HardSigmoid/HardSwish have no Caffe exporter yet (exact rewrites exist: "
-                          "Power + ReLU/Eltwise for HardSigmoid, times x by Eltwise PROD for HardSwish)")
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_mobilenet_v3_hard_activations(exporter: str, exports: Callable[[str, str], Exported],
                                        tmp_path: Path) -> None:
+    """HardSwish / HardSigmoid: Power + ReLU/Eltwise (+ Eltwise PROD with x for HardSwish)."""
     convert_and_check(exports("mobilenet_v3", exporter), tmp_path)
 
 
 @pytest.mark.caffe
-@pytest.mark.xfail(strict=True, raises=UnsupportedOpsError,
-                   reason="floor-mode pooling whose Caffe (always ceil) output is one larger is refused; "
-                          "an exact rewrite (Pooling + Slice off the extra row/column) is not implemented")
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
 def test_resnet_stem_floor_mode_maxpool(exporter: str, exports: Callable[[str, str], Exported],
                                         tmp_path: Path) -> None:
+    """Floor-mode MaxPool2d(3, 2, 1): Caffe's (ceil) Pooling, then Slice off the extra row and column."""
     convert_and_check(exports("resnet_stem", exporter), tmp_path)
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_spatial_attention_broadcasts(exporter: str, exports: Callable[[str, str], Exported],
+                                      tmp_path: Path) -> None:
+    """CBAM: channel mean/max (Slice + Eltwise), (N, 1, H, W) attention map times features (Tile +
+    Eltwise PROD), channel attention (N, C, 1, 1) (Flatten + two-bottom Scale)."""
+    convert_and_check(exports("cbam", exporter), tmp_path)
 
 
 @pytest.mark.caffe
@@ -255,11 +262,8 @@ def test_opset11_exports(name: str, exports: Callable[[str, str], Exported], tmp
 
 
 @pytest.mark.caffe
-@pytest.mark.xfail(strict=True, raises=UnsupportedOpsError,
-                   reason="opset < 13 Softmax over channels is exported as Transpose -> Softmax(axis=-1) -> "
-                          "Transpose; folding that back to Softmax(axis=1) is not implemented, and bvlc has no "
-                          "Permute")
 def test_opset11_softmax_over_channels(exports: Callable[[str, str], Exported], tmp_path: Path) -> None:
+    """opset < 13 writes softmax(dim=1) as Transpose -> Softmax(axis=-1) -> Transpose: folded back."""
     convert_and_check(exports("inception", "torchscript-opset11"), tmp_path)
 
 

@@ -23,6 +23,8 @@ The zoo (name -> what it covers):
   where Caffe's always-ceil pooling would give one more row and column) and a basic residual block;
 - ``clamp``: ``torch.clamp(-1, 1)`` (a general Clip) and a MAX pooling as the graph output;
 - ``mobilenet_v3``: ``nn.Hardswish`` and a squeeze-excite block gated by ``nn.Hardsigmoid``;
+- ``cbam``: channel attention (avg + max pooled, shared MLP, (N, C, 1, 1) gate) and spatial attention
+  (channel mean and max, 7x7 conv, sigmoid, an (N, 1, H, W) map times the (N, C, H, W) features);
 - ``two_inputs``: inputs ``data`` and ``aux``, outputs ``sum`` and ``cat``;
 - ``unsupported``: ``F.pad`` asymmetric before a conv, ``torch.cumsum``: Caffe cannot express either.
 """
@@ -203,6 +205,27 @@ class MobileNetV3Block(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
 
 
+class CBAM(nn.Module):
+    """CBAM (Woo et al. 2018): channel attention (avg- and max-pooled descriptors through a shared MLP,
+    sigmoid, (N, C, 1, 1) multiply), then spatial attention (channel mean and max, 7x7 conv, sigmoid,
+    (N, 1, H, W) multiply)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*conv_bn(3, 16, 3), nn.ReLU())
+        self.mlp = nn.Sequential(nn.Conv2d(16, 4, 1), nn.ReLU(), nn.Conv2d(4, 16, 1))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3)
+        self.head = nn.Conv2d(16, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(x)
+        gate = torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+        x = x * gate
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+        x = x * torch.sigmoid(self.spatial(pooled))
+        return self.head(x)
+
+
 class Unsupported(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -245,6 +268,7 @@ ZOO: dict[str, ZooEntry] = {
     "clamp": ZooEntry(Clamp, (2, 3, 12, 12)),
     "two_inputs": ZooEntry(TwoInputs, (2, 3, 8, 8), ("sum", "cat"), (("aux", (2, 1, 8, 8)),)),
     "mobilenet_v3": ZooEntry(MobileNetV3Block, (2, 3, 16, 16)),
+    "cbam": ZooEntry(CBAM, (2, 3, 12, 12)),
     "unsupported": ZooEntry(Unsupported, (1, 3, 8, 8)),
 }
 

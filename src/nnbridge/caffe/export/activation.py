@@ -7,6 +7,17 @@ shift 0); Power ``(shift + scale*x)^power``; TanH; Sigmoid; Softmax over one axi
 Clip(a, b) = min(max(x, a), b). Exact rewrites when the dialect lacks ``Clip`` / ``ReLU6``:
 ``min(max(x,a),b) = a + ReLU(x - a) - ReLU(x - b)`` (a <= b), as Power(shift) / ReLU / Eltwise SUM
 with coeff [1, -1] / Power(shift); with ``a = 0`` the outer shifts vanish: ``ReLU(x) - ReLU(x - b)``.
+Float32, ``a = 0``, ``b`` an integer: for ``x < b``, ``ReLU(x - b) = 0`` whatever the rounding; for
+``b <= x < 2^24`` both are multiples of ``ulp(x) <= 1``, so ``x - b`` and ``x - (x - b) = b`` are exact:
+the rewrite is bit-exact (huge or infinite inputs are not). A nonzero ``a`` adds the roundings of the
+shifts by ``a`` (a few ulps).
+
+HardSigmoid ``max(0, min(1, alpha x + beta))`` (ONNX) = ``Power(scale=alpha, shift=beta)`` (Caffe computes
+``alpha*x`` then ``+ beta``; ONNX's ``alpha*x + beta`` may fuse the rounding) followed by the clip to
+``[0, 1]`` above. HardSwish ``x * HardSigmoid(x)`` with ``alpha = 1/6``, ``beta = 1/2`` appends
+``Eltwise PROD(x, gate)``. Dialects with ``Clip`` get ``Power + Clip`` instead of ReLU/Eltwise.
+
+LogSoftmax = Softmax + Log: see :func:`log_softmax` for the underflow caveat.
 """
 
 from __future__ import annotations
@@ -61,6 +72,19 @@ def softmax(ctx: ExportContext) -> list[Layer]:
                       {"axis": int(ctx.attr("axis", -1)) % rank})]
 
 
+@caffe_exporter("LogSoftmax")
+def log_softmax(ctx: ExportContext) -> list[Layer]:
+    """``log(softmax(x))``: Softmax then Log (base e). Differs from the fused ``x - max - log(sum e^(x-max))``
+    only by float rounding while the probabilities stay normal floats; where a probability underflows
+    (a logit more than ~87 below the largest) Caffe gives ``-inf`` (or a denormal's log) where ONNX
+    gives a finite value: saturated logits are not exact."""
+    rank = len(ctx.shape(0))
+    prob = ctx.tmp("prob")
+    return [ctx.layer("Softmax", [ctx.x(0)], [prob], "softmax_param", {"axis": int(ctx.attr("axis", -1)) % rank},
+                      suffix="softmax"),
+            ctx.layer("Log", [prob], [ctx.y(0)])]
+
+
 def _power(ctx: ExportContext, bottom: str, top: str, *, power: float = 1.0, scale: float = 1.0,
            shift: float = 0.0, suffix: str | None = None) -> Layer:
     return ctx.layer("Power", [bottom], [top], "power_param",
@@ -100,45 +124,67 @@ def _clip_bounds(ctx: ExportContext) -> tuple[float, float]:
 @caffe_exporter("Clip")
 def clip(ctx: ExportContext) -> list[Layer]:
     lo, hi = _clip_bounds(ctx)
-    x, y = ctx.x(0), ctx.y(0)
     if lo > hi:
         raise ctx.fail(f"min {lo} > max {hi}")
+    return clip_layers(ctx, ctx.x(0), ctx.y(0), lo, hi)
+
+
+def clip_layers(ctx: ExportContext, x: str, y: str, lo: float, hi: float, prefix: str = "") -> list[Layer]:
+    """``y = min(max(x, lo), hi)`` with the layers the dialect has (see the module docstring)."""
     if lo == 0.0 and hi == math.inf:
-        return [ctx.layer("ReLU", [x], [y])]
+        return [ctx.layer("ReLU", [x], [y], suffix=prefix.rstrip("/") or None)]
     if lo == 0.0 and hi == 6.0 and ctx.dialect.allows("ReLU6"):
-        return [ctx.layer("ReLU6", [x], [y])]
+        return [ctx.layer("ReLU6", [x], [y], suffix=prefix.rstrip("/") or None)]
     if ctx.dialect.allows("Clip") and math.isfinite(lo) and math.isfinite(hi):
-        return [ctx.layer("Clip", [x], [y], "clip_param", {"min": lo, "max": hi})]
+        return [ctx.layer("Clip", [x], [y], "clip_param", {"min": lo, "max": hi},
+                          suffix=prefix.rstrip("/") or None)]
     layers: list[Layer] = []
     terms: list[str] = []
     coeffs: list[float] = []
     if math.isfinite(lo):  # lo + ReLU(x - lo)
         shifted = x
         if lo != 0.0:
-            shifted = ctx.tmp("minus_lo")
-            layers.append(_power(ctx, x, shifted, shift=-lo, suffix="minus_lo"))
-        terms.append(ctx.tmp("relu_lo"))
-        layers.append(ctx.layer("ReLU", [shifted], [terms[-1]], suffix="relu_lo"))
+            shifted = ctx.tmp(prefix + "minus_lo")
+            layers.append(_power(ctx, x, shifted, shift=-lo, suffix=prefix + "minus_lo"))
+        terms.append(ctx.tmp(prefix + "relu_lo"))
+        layers.append(ctx.layer("ReLU", [shifted], [terms[-1]], suffix=prefix + "relu_lo"))
     else:  # x
         terms.append(x)
     coeffs.append(1.0)
     if math.isfinite(hi):  # - ReLU(x - hi)
-        layers.append(_power(ctx, x, ctx.tmp("minus_hi"), shift=-hi, suffix="minus_hi"))
-        layers.append(ctx.layer("ReLU", [ctx.tmp("minus_hi")], [ctx.tmp("relu_hi")], suffix="relu_hi"))
-        terms.append(ctx.tmp("relu_hi"))
+        layers.append(_power(ctx, x, ctx.tmp(prefix + "minus_hi"), shift=-hi, suffix=prefix + "minus_hi"))
+        layers.append(ctx.layer("ReLU", [ctx.tmp(prefix + "minus_hi")], [ctx.tmp(prefix + "relu_hi")],
+                                suffix=prefix + "relu_hi"))
+        terms.append(ctx.tmp(prefix + "relu_hi"))
         coeffs.append(-1.0)
     need_shift = math.isfinite(lo) and lo != 0.0
     if len(terms) == 1:
         if need_shift:
-            layers.append(_power(ctx, terms[0], y, shift=lo))
+            layers.append(_power(ctx, terms[0], y, shift=lo, suffix=prefix.rstrip("/") or None))
         else:
             layers[-1].tops = [y]
         return layers
-    summed = ctx.tmp("sum") if need_shift else y
-    layers.append(ctx.layer("Eltwise", terms, [summed], "eltwise_param",
-                            {"operation": "SUM", "coeff": coeffs}, suffix=None if not need_shift else "sum"))
+    summed = ctx.tmp(prefix + "sum") if need_shift else y
+    layers.append(ctx.layer("Eltwise", terms, [summed], "eltwise_param", {"operation": "SUM", "coeff": coeffs},
+                            suffix=prefix + "sum" if need_shift else prefix.rstrip("/") or None))
     if need_shift:
-        layers.append(_power(ctx, summed, y, shift=lo))
+        layers.append(_power(ctx, summed, y, shift=lo, suffix=prefix.rstrip("/") or None))
+    return layers
+
+
+@caffe_exporter("HardSigmoid", "HardSwish")
+def hard_sigmoid(ctx: ExportContext) -> list[Layer]:
+    """``HardSigmoid = clip(alpha x + beta, 0, 1)``: one Power, then :func:`clip_layers`;
+    ``HardSwish(x) = x * HardSigmoid(x)`` (alpha 1/6, beta 1/2): the same, then Eltwise PROD with x."""
+    swish = ctx.node.op_type == "HardSwish"
+    alpha = 1.0 / 6.0 if swish else float(ctx.attr("alpha", 0.2))
+    beta = 0.5 if swish else float(ctx.attr("beta", 0.5))
+    x, y = ctx.x(0), ctx.y(0)
+    affine, gate = ctx.tmp("affine"), ctx.tmp("gate") if swish else y
+    layers = [_power(ctx, x, affine, scale=float(np.float32(alpha)), shift=beta, suffix="affine")]
+    layers.extend(clip_layers(ctx, affine, gate, 0.0, 1.0, prefix="gate/" if swish else ""))
+    if swish:
+        layers.append(ctx.layer("Eltwise", [x, gate], [y], "eltwise_param", {"operation": "PROD"}))
     return layers
 
 

@@ -8,9 +8,13 @@ With a constant operand ``c`` and tensor ``x`` of shape (N, C, ...):
   ``Mul``/``Div`` -> ``Scale(axis=a, num_axes=n)``, ``Add``/``Sub`` -> ``Bias(axis=a, num_axes=n)`` with
   the blob ``c`` (or ``1/c``, ``-c``) of shape ``x.shape[a:a+n]``.
 
-Two tensors: same shape ``Mul`` -> ``Eltwise PROD``; ``Mul``/``Add`` by a (N, C, 1, 1) tensor ->
-``Flatten`` (to (N, C)) + two-bottom ``Scale``/``Bias`` with ``axis = 0``; ``Max``/``Sum`` (variadic,
-same shapes) -> ``Eltwise MAX``/``SUM``.
+Two tensors: same shape ``Mul`` -> ``Eltwise PROD``; ``Mul``/``Add`` by a (N, C, 1, 1) tensor (SE
+blocks) -> ``Flatten`` (to (N, C)) + two-bottom ``Scale``/``Bias`` with ``axis = 0``; ``Mul``/``Add``/``Sub``
+of (N, C, H, W) and (N, 1, H, W) (spatial attention) -> ``Tile(axis=1, tiles=C)`` (copies, exact; a
+``Concat`` of C references where the dialect has no Tile) + ``Eltwise``; ``Max``/``Sum`` (variadic,
+same shapes) -> ``Eltwise MAX``/``SUM``; ``Min`` -> ``-max(-a, -b, ...)``. Refused: ``Div`` of two
+computed tensors (Caffe has no element-wise division), ``MatMul``/``Gemm`` whose weight is computed
+(InnerProduct needs a constant blob).
 """
 
 from __future__ import annotations
@@ -78,20 +82,37 @@ def binary(ctx: ExportContext) -> list[Layer]:
 def _two_tensors(ctx: ExportContext) -> list[Layer]:
     op = ctx.node.op_type
     sa, sb, out = ctx.shape(0), ctx.shape(1), ctx.out_shape(0)
+    if op == "Div":
+        raise ctx.fail("division of two computed tensors: Caffe has no element-wise division layer "
+                       "(only a constant divisor maps to Power/Scale)")
+    bottoms, layers = [ctx.x(0), ctx.x(1)], []
+    for i, shape in enumerate((sa, sb)):
+        if shape != out and _single_channel(shape, out):  # (N, 1, H, W): Tile along the channels
+            tiled = ctx.tmp(f"tile{i}")
+            if ctx.dialect.allows("Tile"):
+                layers.append(ctx.layer("Tile", [bottoms[i]], [tiled], "tile_param", {"axis": 1, "tiles": out[1]},
+                                        suffix=f"tile{i}"))
+            else:  # the same copies: Concat of C references to the one-channel blob
+                layers.append(ctx.layer("Concat", [bottoms[i]] * out[1], [tiled], "concat_param", {"axis": 1},
+                                        suffix=f"tile{i}"))
+            bottoms[i] = tiled
+            if i == 0:
+                sa = out
+            else:
+                sb = out
     if sa == sb == out:
         if op == "Mul":
-            return [ctx.layer("Eltwise", [ctx.x(0), ctx.x(1)], [ctx.y(0)], "eltwise_param", {"operation": "PROD"})]
-        if op in ("Add", "Sub"):
-            coeff = [1.0, -1.0] if op == "Sub" else None
-            return [ctx.layer("Eltwise", [ctx.x(0), ctx.x(1)], [ctx.y(0)], "eltwise_param",
-                              {"operation": "SUM", "coeff": coeff})]
-        raise ctx.fail("Div of two tensors is not exported")
+            return [*layers, ctx.layer("Eltwise", bottoms, [ctx.y(0)], "eltwise_param", {"operation": "PROD"})]
+        coeff = [1.0, -1.0] if op == "Sub" else None
+        return [*layers, ctx.layer("Eltwise", bottoms, [ctx.y(0)], "eltwise_param",
+                                   {"operation": "SUM", "coeff": coeff})]
     if op not in ("Mul", "Add"):
         raise ctx.fail(f"broadcasting {op} of {sa} and {sb} is not exported")
     big, small = (0, 1) if sa == out else (1, 0)
     ss = ctx.shape(small)
     if len(ss) != len(out) or len(out) < 2 or ss[:2] != out[:2] or any(d != 1 for d in ss[2:]):
-        raise ctx.fail(f"broadcasting {op} of {sa} and {sb}: only an (N, C, 1, ...) operand is exported")
+        raise ctx.fail(f"broadcasting {op} of {sa} and {sb}: only (N, C, 1, ...) and (N, 1, ...) operands "
+                       "are exported")
     flat = ctx.tmp("flat")
     layers = [ctx.layer("Flatten", [ctx.x(small)], [flat], "flatten_param", {"axis": 1}, suffix="flatten")]
     kind, param = ("Scale", "scale_param") if op == "Mul" else ("Bias", "bias_param")
@@ -99,13 +120,41 @@ def _two_tensors(ctx: ExportContext) -> list[Layer]:
     return layers
 
 
-@caffe_exporter("Max", "Sum")
+def _single_channel(shape: tuple[int, ...], out: tuple[int, ...]) -> bool:
+    """``shape`` is ``out`` with one channel: (N, 1, H, ...) against (N, C, H, ...), C > 1."""
+    return len(shape) == len(out) >= 2 and shape[1] == 1 and out[1] > 1 and \
+        shape[0] == out[0] and shape[2:] == out[2:]
+
+
+@caffe_exporter("Max", "Sum", "Min")
 def variadic(ctx: ExportContext) -> list[Layer]:
+    """``Max``/``Sum`` -> Eltwise MAX/SUM; ``Min(a, b, ...) = -max(-a, -b, ...)``: Power(scale -1) per
+    input, Eltwise MAX, Power(scale -1) (negation is exact in floating point, so is the max)."""
     shapes = [shape_of(v) if v is not None else None for v in ctx.node.inputs]
     if any(s != ctx.out_shape(0) for s in shapes):
         raise ctx.fail(f"inputs of shapes {shapes} broadcast; Caffe's Eltwise does not")
     bottoms = [ctx.x(i) for i in range(len(ctx.node.inputs))]
     if len(bottoms) == 1:
         return [ctx.layer("Split", bottoms, [ctx.y(0)])]
-    operation = "MAX" if ctx.node.op_type == "Max" else "SUM"
-    return [ctx.layer("Eltwise", bottoms, [ctx.y(0)], "eltwise_param", {"operation": operation})]
+    op = ctx.node.op_type
+    if op != "Min":
+        operation = "MAX" if op == "Max" else "SUM"
+        return [ctx.layer("Eltwise", bottoms, [ctx.y(0)], "eltwise_param", {"operation": operation})]
+    negated = [ctx.tmp(f"neg{i}") for i in range(len(bottoms))]
+    layers = [ctx.layer("Power", [b], [n], "power_param", {"power": 1.0, "scale": -1.0, "shift": 0.0},
+                        suffix=f"neg{i}") for i, (b, n) in enumerate(zip(bottoms, negated, strict=True))]
+    layers.append(ctx.layer("Eltwise", negated, [ctx.tmp("max")], "eltwise_param", {"operation": "MAX"},
+                            suffix="max"))
+    layers.append(ctx.layer("Power", [ctx.tmp("max")], [ctx.y(0)], "power_param",
+                            {"power": 1.0, "scale": -1.0, "shift": 0.0}))
+    return layers
+
+
+@caffe_exporter("MatMul", "Gemm")
+def matmul(ctx: ExportContext) -> list[Layer]:
+    """Reached only when the dense-layer passes did not fire: a computed (non-constant) weight, or a
+    layout InnerProduct cannot express."""
+    if ctx.const(1) is None:
+        raise ctx.fail("the weight (input 1) is a computed tensor: Caffe's InnerProduct needs a constant "
+                       "weight blob and no BVLC layer multiplies two blobs as matrices")
+    raise ctx.fail("this layout has no InnerProduct equivalent (Gemm with transA, or a weight that is not 2-D)")

@@ -8,6 +8,10 @@
 - ``ReduceMean`` over the two spatial axes of a 4-D tensor, ``keepdims=1`` = global AVE pooling
   (divides by ``H*W``); over trailing axes ``[a, rank)`` = ``Reduction(MEAN, axis=a)`` (+ ``Reshape``
   for ``keepdims``); ``ReduceSum`` the same with ``SUM``.
+- One inner axis with ``keepdims`` (e.g. CBAM's channel mean/max, ``axes=[1]``): ``Slice`` into single
+  slices + ``Eltwise`` ``MAX`` (exact) / ``SUM`` (``ReduceSum``) / ``SUM`` with coeff ``1/n`` (``ReduceMean``:
+  ``sum_i x_i / n`` becomes ``sum_i fl(x_i / n)``, rounding only). ``ReduceMax`` over the spatial axes of a
+  4-D tensor = global MAX pooling.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def lrn(ctx: ExportContext) -> list[Layer]:
     return [ctx.layer("LRN", [ctx.x(0)], [ctx.y(0)], "lrn_param", fields)]
 
 
-@caffe_exporter("ReduceMean", "ReduceSum")
+@caffe_exporter("ReduceMean", "ReduceSum", "ReduceMax")
 def reduce(ctx: ExportContext) -> list[Layer]:
     shape = ctx.shape(0)
     rank = len(shape)
@@ -57,10 +61,16 @@ def reduce(ctx: ExportContext) -> list[Layer]:
         axes = [int(a) % rank for a in ctx.attr("axes", list(range(rank)))]
         axes.sort()
     keep = int(ctx.attr("keepdims", 1))
-    mean = ctx.node.op_type == "ReduceMean"
-    if mean and rank == 4 and axes == [2, 3] and keep:
+    op = ctx.node.op_type
+    mean = op == "ReduceMean"
+    if op != "ReduceSum" and rank == 4 and axes == [2, 3] and keep:
         return [ctx.layer("Pooling", [ctx.x(0)], [ctx.y(0)], "pooling_param",
-                          {"pool": "AVE", "global_pooling": True})]
+                          {"pool": "AVE" if mean else "MAX", "global_pooling": True})]
+    if len(axes) == 1 and axes[0] < rank - 1 and keep:
+        return _reduce_one_axis(ctx, axes[0], shape[axes[0]])
+    if op == "ReduceMax":
+        raise ctx.fail(f"ReduceMax over axes {axes}: Caffe's Reduction has no MAX; only one axis with "
+                       "keepdims or the spatial axes (global MAX pooling) are exported")
     if not axes or axes != list(range(axes[0], rank)):
         raise ctx.fail(f"axes {axes}: Caffe's Reduction reduces all trailing axes from one axis")
     fields = {"operation": "MEAN" if mean else "SUM", "axis": axes[0]}
@@ -70,3 +80,19 @@ def reduce(ctx: ExportContext) -> list[Layer]:
     return [ctx.layer("Reduction", [ctx.x(0)], [mid], "reduction_param", fields, suffix="reduce"),
             ctx.layer("Reshape", [mid], [ctx.y(0)], "reshape_param",
                       {"shape": {"dim": list(ctx.out_shape(0))}})]
+
+
+def _reduce_one_axis(ctx: ExportContext, axis: int, count: int) -> list[Layer]:
+    """One inner axis, keepdims: Slice it into ``count`` pieces, then Eltwise MAX / SUM (coeff 1 or
+    ``1/count`` for the mean)."""
+    if count == 1:
+        return [ctx.layer("Split", [ctx.x(0)], [ctx.y(0)])]
+    pieces = [ctx.tmp(f"piece{i}") for i in range(count)]
+    layers = [ctx.layer("Slice", [ctx.x(0)], pieces, "slice_param", {"axis": axis}, suffix="slice")]
+    if ctx.node.op_type == "ReduceMax":
+        fields: dict[str, object] = {"operation": "MAX"}
+    else:
+        coeff = float(np.float32(1.0) / np.float32(count)) if ctx.node.op_type == "ReduceMean" else 1.0
+        fields = {"operation": "SUM", "coeff": [coeff] * count if coeff != 1.0 else None}
+    layers.append(ctx.layer("Eltwise", pieces, [ctx.y(0)], "eltwise_param", fields))
+    return layers

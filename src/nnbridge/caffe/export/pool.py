@@ -31,6 +31,6 @@ def pool(ctx: ExportContext) -> list[Layer]:
     plan = plan_pool(ctx.node, in_shape, ctx.out_shape(0), pre_pad)
     if isinstance(plan, str):
         raise ctx.fail(plan)
-    if plan.factor is not None:  # the pass handles these; keep the exporter honest anyway
-        raise ctx.fail("divisor correction needed; run the pool-to-caffe pass")
+    if plan.factor is not None or plan.cut:  # the pass handles these; keep the exporter honest anyway
+        raise ctx.fail("divisor correction or floor-mode slicing needed; run the pool-to-caffe pass")
     return [ctx.layer("Pooling", [ctx.x(0)], [ctx.y(0)], "pooling_param", pool_fields(plan))]

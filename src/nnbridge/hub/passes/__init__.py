@@ -6,7 +6,8 @@
 2. ``remove-identity`` (Identity, inference Dropout);
 3. ``fold-pad-into-conv`` and ``pool-to-caffe`` (which absorbs a zero Pad before AveragePool);
 4. ``gemm-to-inner-product`` / ``matmul-to-inner-product`` absorb Flatten/Reshape/Add around them;
-5. ``mul-add-to-scale`` before ``weighted-sum`` so a per-channel ``Add`` is claimed by Scale first.
+5. ``mul-add-to-scale`` before ``weighted-sum`` so a per-channel ``Add`` is claimed by Scale first;
+6. ``fold-transpose-softmax`` (opset < 13 Softmax over channels) anywhere: it only removes Transposes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from nnbridge.hub.passes.affine import MulAddToScale, WeightedSum
 from nnbridge.hub.passes.base import NodePass, Pass, PassManager
 from nnbridge.hub.passes.cleanup import FoldConstants, RemoveIdentity
+from nnbridge.hub.passes.layout import FoldTransposeSoftmax
 from nnbridge.hub.passes.linear import GemmToInnerProduct, MatMulToInnerProduct
 from nnbridge.hub.passes.pad import FoldPadIntoConv
 from nnbridge.hub.passes.pool import PoolToCaffe
@@ -31,10 +33,12 @@ def caffe_lowering(dialect: str = "bvlc") -> PassManager:
         MatMulToInnerProduct(),
         MulAddToScale(),
         WeightedSum(),
+        FoldTransposeSoftmax(),
     ])
 
 
 __all__ = [
-    "FoldConstants", "FoldPadIntoConv", "GemmToInnerProduct", "MatMulToInnerProduct", "MulAddToScale",
+    "FoldConstants", "FoldPadIntoConv", "FoldTransposeSoftmax", "GemmToInnerProduct", "MatMulToInnerProduct",
+    "MulAddToScale",
     "NodePass", "Pass", "PassManager", "PoolToCaffe", "RemoveIdentity", "WeightedSum", "caffe_lowering",
 ]

@@ -103,10 +103,11 @@ def replace_chain(graph: ir.Graph, old_nodes: Sequence[ir.Node], new_nodes: Sequ
 
 
 def remove_unused(graph: ir.Graph) -> bool:
-    """Drop nodes whose outputs nobody reads and unused initializers; True if anything went."""
+    """Drop nodes whose outputs nobody reads and unused initializers; True if anything went. Nodes
+    without outputs stay (a Caffe ``Silence`` layer made by a pass exists for its side effect)."""
     changed = False
     for node in reversed(list(graph)):
-        if all(not v.uses() and not v.is_graph_output() for v in node.outputs):
+        if node.outputs and all(not v.uses() and not v.is_graph_output() for v in node.outputs):
             graph.remove(node, safe=True)
             changed = True
     for name, value in list(graph.initializers.items()):

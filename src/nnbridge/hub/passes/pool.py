@@ -13,6 +13,16 @@ zero ``Pad``) gives the same window positions; the export is exact iff the outpu
   ``[0, H)`` (``count_include_pad=0``) or to the padded extent (``=1``; an absorbed Pad's zeros always
   count). Where the divisors differ, a ``Scale`` layer (axis 2, two axes, blob of shape ``(Ho, Wo)``)
   multiplies by ``caffe_divisor / onnx_divisor`` -- a fixed per-position factor.
+
+Floor mode (ONNX ``ceil_mode=0``, torchvision's ``MaxPool2d(3, 2, 1)``) where Caffe's always-ceil output
+``Hc`` exceeds ONNX's ``Ho = floor((H + b + e - k) / s) + 1``: Caffe computes a superset of the windows.
+Its window ``o`` starts at ``o s - b`` whatever the output size, so for ``o < Ho`` it is ONNX's window
+``o``, and the extra ones (``o >= Ho``) are only appended along each axis. Hence
+``Pooling -> Slice(axis 2, slice_point Ho) -> Slice(axis 3, slice_point Wo)`` (only the axes that differ)
+keeps exactly ONNX's values; the cut-off pieces go to one ``Silence`` layer (Caffe would otherwise
+output them). The kept windows lie inside the padded input ``[-b, H + e)`` (floor mode), each must meet
+``[0, H)`` (``(Ho - 1) s - b < H``, else MAX would see only padding), and the AVE divisor rule above is
+applied to the kept positions only, after the slices.
 """
 
 from __future__ import annotations
@@ -35,6 +45,13 @@ class PoolPlan:
     stride: list[int]
     pad: list[int]
     factor: np.ndarray | None  # (Ho, Wo) divisor correction, None when Caffe's divisor is ONNX's
+    caffe_out: tuple[int, int] = (0, 0)  # Caffe's (Hc, Wc) when larger than ONNX's: slice the extra off
+    onnx_out: tuple[int, int] = (0, 0)
+
+    @property
+    def cut(self) -> list[tuple[int, int]]:
+        """(axis, slice point) for every spatial axis where Caffe's output is larger than ONNX's."""
+        return [(2 + i, self.onnx_out[i]) for i in range(2) if self.caffe_out[i] > self.onnx_out[i]]
 
 
 def caffe_pool_size(size: int, kernel: int, stride: int, pad: int) -> int:
@@ -72,24 +89,28 @@ def plan_pool(node: ir.Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     begin = [pads[i] + b0[i] for i in range(2)]
     sizes = in_shape[2:]
     caffe_out = [caffe_pool_size(h, k, s, p) for h, k, s, p in zip(sizes, kernel, stride, begin, strict=False)]
-    if caffe_out != list(out_shape[2:]):
-        return (f"Caffe's ceil-mode output {caffe_out} differs from ONNX's {list(out_shape[2:])} "
+    onnx_out = [int(d) for d in out_shape[2:]]
+    if any(c < o or o < 1 for c, o in zip(caffe_out, onnx_out, strict=False)):
+        return (f"Caffe's ceil-mode output {caffe_out} is smaller than ONNX's {onnx_out} "
                 f"(pads {pads}, ceil_mode {attr(node, 'ceil_mode', 0)})")
     if any(p >= k for p, k in zip(begin, kernel, strict=False)):
         return f"pad {begin} must be smaller than the kernel {kernel} in Caffe"
+    if any((o - 1) * s - p >= h for o, s, p, h in zip(onnx_out, stride, begin, sizes, strict=False)):
+        return f"the last ONNX window {onnx_out} lies entirely in the end padding {pads}"
     factor = None
     if method == "AVE":
         include = int(attr(node, "count_include_pad", 0))
         ratios = []
         for i in range(2):
             h, k, s, p = sizes[i], kernel[i], stride[i], begin[i]
-            caffe_div = _clipped(caffe_out[i], h, k, s, p, -p, h + p)
+            caffe_div = _clipped(onnx_out[i], h, k, s, p, -p, h + p)
             lo, hi = (-begin[i], h + e0[i] + pads[2 + i]) if include else (-b0[i], h + e0[i])
-            onnx_div = _clipped(caffe_out[i], h, k, s, p, lo, hi)
+            onnx_div = _clipped(onnx_out[i], h, k, s, p, lo, hi)
             ratios.append(caffe_div / onnx_div)
         full = np.outer(ratios[0], ratios[1]).astype(np.float32)
         factor = None if np.all(full == 1.0) else full
-    return PoolPlan(method, kernel, stride, begin, factor)
+    return PoolPlan(method, kernel, stride, begin, factor, (caffe_out[0], caffe_out[1]),
+                    (onnx_out[0], onnx_out[1]))
 
 
 def pool_fields(plan: PoolPlan) -> dict[str, object]:
@@ -130,11 +151,34 @@ class PoolToCaffe(NodePass):
         pool = caffe_node("Pooling", [x], name=name, param="pooling_param", fields=pool_fields(plan),
                           metadata=meta)
         new = [pool]
-        if plan.factor is not None:
+        if plan.cut or plan.factor is not None:
             pool.outputs[0].name = f"{name}/pooled"
+        new.extend(_slice_extra(name, pool.outputs[0], plan.cut, meta))
+        if plan.factor is not None:
             factor = new_const(graph, f"{name}.divisor", plan.factor)
-            new.append(caffe_node("Scale", [pool.outputs[0], factor], name=f"{name}/divisor",
+            kept = new[-2].outputs[0] if plan.cut else pool.outputs[0]
+            new.append(caffe_node("Scale", [kept, factor], name=f"{name}/divisor",
                                   param="scale_param", fields={"axis": 2, "num_axes": 2, "bias_term": False},
                                   metadata=meta))
-        replace_chain(graph, [*absorbed, node], new, [node.outputs[0]], [new[-1].outputs[0]])
+        result = new[-1].outputs[0] if plan.factor is not None or not plan.cut else new[-2].outputs[0]
+        replace_chain(graph, [*absorbed, node], new, [node.outputs[0]], [result])
         return True
+
+
+def _slice_extra(name: str, pooled: ir.Value, cut: list[tuple[int, int]], meta: dict[str, str]) -> list[ir.Node]:
+    """Slice layers keeping the first ``point`` rows/columns, then one Silence for the cut-off pieces
+    (last node). Empty when nothing is cut."""
+    nodes: list[ir.Node] = []
+    leftovers: list[ir.Value] = []
+    bottom = pooled
+    for axis, point in cut:
+        piece = caffe_node("Slice", [bottom], name=f"{name}/crop{axis}", param="slice_param",
+                           fields={"axis": axis, "slice_point": [point]}, num_outputs=2, metadata=meta)
+        piece.outputs[0].name = f"{name}/crop{axis}"
+        piece.outputs[1].name = f"{name}/extra{axis}"
+        nodes.append(piece)
+        leftovers.append(piece.outputs[1])
+        bottom = piece.outputs[0]
+    if nodes:
+        nodes.append(caffe_node("Silence", leftovers, name=f"{name}/silence", num_outputs=0, metadata=meta))
+    return nodes

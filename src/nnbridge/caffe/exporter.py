@@ -109,6 +109,7 @@ def export_caffe(model: ir.Model, *, dialect: str | Dialect = "bvlc") -> CaffeEx
     from nnbridge.caffe.proto import caffe_pb2
 
     target = get_dialect(dialect)
+    _check_static_inputs(model.graph)
     work = model.clone()  # new nodes and values, shared tensors (memory-mapped weights are not copied)
     restore = RestoreCaffeLayers(target.allows)
     restore.run(work)
@@ -149,6 +150,29 @@ def export_caffe(model: ir.Model, *, dialect: str | Dialect = "bvlc") -> CaffeEx
     if manager.fired:
         notes.append("passes: " + ", ".join(f"{k} x{v}" for k, v in sorted(manager.fired.items())))
     return CaffeExport(net, blobs, notes, layers)
+
+
+def _check_static_inputs(graph: ir.Graph) -> None:
+    """Caffe declares every input with a fixed shape; without one, the shape arithmetic of a dynamic
+    export (Shape -> Gather -> ...) cannot be folded and every node after it looks unsupported, so this
+    is checked first, with the fix in the message."""
+    dynamic = [v for v in graph.inputs if v.const_value is None and shape_of(v) is None]
+    if not dynamic:
+        return
+    shown = ", ".join(f"{v.name} [{', '.join(_dims(v, symbolic=True))}]" for v in dynamic)
+    fixes = " ".join(f"--input-shape {v.name}={','.join(_dims(v))}" for v in dynamic)
+    given = ", ".join(f"{v.name!r}: [{', '.join(_dims(v))}]" for v in dynamic)
+    raise ConversionError(
+        f"graph {graph.name or 'net'!r}: input(s) without a static shape: {shown}; a Caffe net needs fixed "
+        f"input shapes: give them with `{fixes}` on the command line or input_shapes={{{given}}} in the API "
+        f"(symbolic dimensions shown as 1 here; any size the model accepts works)")
+
+
+def _dims(value: ir.Value, *, symbolic: bool = False) -> list[str]:
+    """The dimensions of ``value``: symbolic or unknown ones by name (``symbolic``) or as 1."""
+    if value.shape is None:
+        return ["D", "..."]
+    return [str(d) if isinstance(d, int) else (str(d.value or "?") if symbolic else "1") for d in value.shape]
 
 
 def _check_outputs(graph: ir.Graph) -> None:

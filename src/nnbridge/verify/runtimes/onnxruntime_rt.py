@@ -9,7 +9,9 @@ infers the output types), so all intermediates are returned.
 Weights: initializers of more than :data:`INLINE_BYTES` bytes are not serialized into the sub-models:
 they become graph inputs and are fed as numpy arrays, which onnxruntime uses in place (for C-contiguous
 arrays of its element types), so memory-mapped weights are read from the map and never copied.
-Smaller initializers are embedded as constants, so onnxruntime sees shapes, axes, etc. as constants.
+Smaller initializers are embedded as constants, so onnxruntime sees shapes, axes, etc. as constants;
+their data is always embedded, even when the file keeps them in an external data file (sub-models
+reach onnxruntime as bytes, with no folder to resolve an external reference against).
 """
 
 from __future__ import annotations
@@ -164,6 +166,15 @@ def _attr_value(attr: Any) -> Any:
     return value
 
 
+def _embedded(tensor: ir.TensorProtocol) -> onnx.TensorProto:
+    """``tensor`` as a TensorProto holding its data: a sub-model is handed to onnxruntime as bytes, so a
+    reference to an external data file (relative to the model's folder) could not be resolved."""
+    proto = ir.serde.serialize_tensor(tensor)
+    if proto.data_location == onnx.TensorProto.EXTERNAL:
+        proto = ir.serde.serialize_tensor(ir.Tensor(tensor.numpy(), dtype=tensor.dtype, name=tensor.name))
+    return proto
+
+
 def _run_standard(model: ir.Model, index: int, nodes: list[ir.Node], env: dict[str, Any],
                   initializers: Mapping[str, ir.Value], keep: set[str] | None) -> None:
     import onnxruntime as ort
@@ -182,7 +193,7 @@ def _run_standard(model: ir.Model, index: int, nodes: list[ir.Node], env: dict[s
             tensor = initializers[name].const_value
             assert tensor is not None
             if tensor.nbytes <= INLINE_BYTES:
-                constants.append(ir.serde.serialize_tensor(tensor))
+                constants.append(_embedded(tensor))
                 continue
             array = np.asarray(tensor.numpy())
         else:

@@ -207,7 +207,7 @@ def test_external_data_file(exports: Callable[[str, str], Exported], tmp_path: P
 OTHER_DIALECTS = [
     ("mobilenet", "torchscript", "ssd"), ("mobilenet", "dynamo", "ssd"),  # ReLU6: exact ReLU/Eltwise rewrite
     ("mobilenet", "torchscript", "opencv"), ("mobilenet", "dynamo", "opencv"),  # ReLU6 layer
-    ("decoder", "dynamo", "ssd"), ("decoder", "dynamo", "opencv"),  # nearest x2: Deconvolution / Upsample
+    ("decoder", "dynamo", "ssd"), ("decoder", "dynamo", "opencv"),  # nearest x2: an exact Deconvolution in both
     ("inception", "dynamo", "opencv"),
     ("mobilenet_v3", "torchscript", "opencv"), ("resnet_stem", "dynamo", "opencv"),  # Power/ReLU/Eltwise; Slice
     ("cbam", "dynamo", "opencv"),  # Tile, Slice + Eltwise channel pools

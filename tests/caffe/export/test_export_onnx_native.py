@@ -103,6 +103,17 @@ def _tile() -> tuple:
     return make_model(nodes, {"x": [1, 3, 4, 5]}, ["y"], inits), ["Tile", "Tile"]
 
 
+def _tile_concat() -> tuple:
+    model, _ = _tile()
+    return model, ["Concat", "Concat"]  # a dialect without Tile: Concat of the same bottom, once per copy
+
+
+def _add_channel_scale() -> tuple:
+    inits = {"b": RNG.standard_normal((3, 1, 1)).astype(np.float32)}
+    nodes = [helper.make_node("Add", ["x", "b"], ["y"], name="addc")]
+    return make_model(nodes, {"x": [2, 3, 4, 4]}, ["y"], inits), ["Scale"]  # no Bias layer: x * 1 + b
+
+
 CASES = {
     "conv_bn_relu": (_conv_bn_relu, "bvlc"),
     "gemm": (_gemm, "bvlc"),
@@ -117,6 +128,8 @@ CASES = {
     "concat_softmax_gap": (_concat_softmax_gap, "bvlc"),
     "pools": (_pools, "bvlc"),
     "tile": (_tile, "bvlc"),
+    "tile_opencv": (_tile_concat, "opencv"),
+    "add_channel_opencv": (_add_channel_scale, "opencv"),
 }
 
 

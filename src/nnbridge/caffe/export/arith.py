@@ -76,6 +76,9 @@ def binary(ctx: ExportContext) -> list[Layer]:
         return [ctx.layer("Scale", [x], [y], "scale_param", {"axis": axis, "num_axes": n, "bias_term": True},
                           blobs=[np.full(blob.shape, -1.0, np.float32), blob])]
     blob = -blob if op == "Sub" else blob
+    if not ctx.dialect.allows("Bias"):  # x * 1 + b: multiplying by one is exact, so Scale stands in for Bias
+        return [ctx.layer("Scale", [x], [y], "scale_param", {"axis": axis, "num_axes": n, "bias_term": True},
+                          blobs=[np.ones(blob.shape, np.float32), blob])]
     return [ctx.layer("Bias", [x], [y], "bias_param", {"axis": axis, "num_axes": n}, blobs=[blob])]
 
 

@@ -1,4 +1,4 @@
-"""Resize (nearest, integer scale factors) -> Upsample (opencv dialect) or an exact Deconvolution.
+"""Resize (nearest, integer scale factors) -> Upsample (dialects that have the fork layer) or an exact Deconvolution.
 
 Nearest upsampling by an integer factor ``s`` reads input pixel ``i // s`` for output ``i``. ONNX's
 nearest Resize does that exactly for ``coordinate_transformation_mode`` ``half_pixel`` /

@@ -89,7 +89,8 @@ def slice_(ctx: ExportContext) -> list[Layer]:
 @caffe_exporter("Tile")
 def tile(ctx: ExportContext) -> list[Layer]:
     """``Tile(repeats)`` repeating one axis ``a`` = Caffe ``Tile(axis=a, tiles)`` (``np.tile`` along ``a``);
-    several repeated axes become a chain of Tile layers."""
+    several repeated axes become a chain of Tile layers. Where the dialect has no Tile layer (OpenCV), a
+    Concat along ``a`` of ``tiles`` references to the same bottom computes the same copies."""
     repeats = [int(r) for r in ctx.need_const(1, "the repeats").reshape(-1)]
     axes = [(a, r) for a, r in enumerate(repeats) if r != 1]
     if not axes:
@@ -97,7 +98,12 @@ def tile(ctx: ExportContext) -> list[Layer]:
     layers, bottom = [], ctx.x(0)
     for i, (axis, count) in enumerate(axes):
         top = ctx.y(0) if i == len(axes) - 1 else ctx.tmp(f"tile{axis}")
-        layers.append(ctx.layer("Tile", [bottom], [top], "tile_param", {"axis": axis, "tiles": count},
-                                suffix=None if i == len(axes) - 1 else f"tile{axis}"))
+        suffix = None if i == len(axes) - 1 else f"tile{axis}"
+        if ctx.dialect.allows("Tile"):
+            layers.append(ctx.layer("Tile", [bottom], [top], "tile_param", {"axis": axis, "tiles": count},
+                                    suffix=suffix))
+        else:
+            layers.append(ctx.layer("Concat", [bottom] * count, [top], "concat_param", {"axis": axis},
+                                    suffix=suffix))
         bottom = top
     return layers

@@ -1,0 +1,1 @@
+"""MXNet: formats (symbol JSON, NDArray .params/.nd files, checkpoints), importer, exporter; no mxnet needed."""

@@ -1,0 +1,1 @@
+"""MXNet operator importers, one module per family; importing a module registers its importers."""

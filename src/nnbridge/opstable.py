@@ -1,7 +1,8 @@
 """The supported-ops table, generated from the registries (never kept by hand).
 
 Sources: ``CAFFE_IMPORTERS`` and ``TRAINING_LAYERS`` (Caffe -> hub), ``CAFFE_EXPORTERS`` (hub -> Caffe,
-keyed by ONNX ``op_type`` or ``domain::op_type``) and ``CUSTOM_OPS`` (the ``ai.nnbridge`` domain).
+keyed by ONNX ``op_type`` or ``domain::op_type``), ``MXNET_IMPORTERS`` (MXNet -> hub) and ``CUSTOM_OPS``
+(the ``ai.nnbridge`` domain).
 ``nnbridge ops --format md`` prints it; ``scripts/gen_ops_table.py`` writes it into docs/supported_ops.md
 and the README between the ``ops-table`` markers, and a test fails when either file drifts.
 """
@@ -19,6 +20,7 @@ class OpsTables:
     caffe_import: list[tuple[str, str]]  # (layer type, notes)
     caffe_training: list[tuple[str, str]]
     caffe_export: list[tuple[str, str]]  # (hub op key, notes)
+    mxnet_import: list[tuple[str, str]]  # (MXNet operator, notes)
     custom: list[tuple[str, str]]
 
 
@@ -32,14 +34,17 @@ def collect() -> OpsTables:
     from nnbridge.caffe.exporter import _load_exporters
     from nnbridge.caffe.importer import CAFFE_IMPORTERS, TRAINING_LAYERS, _load_ops
     from nnbridge.hub.custom import CUSTOM_OPS, _load_definitions
+    from nnbridge.mxnet import importer as mxnet_importer
 
     _load_ops()
     _load_exporters()
     _load_definitions()
+    mxnet_importer._load_ops()
     return OpsTables(
         caffe_import=[(e.key, _first_line(e.notes)) for e in CAFFE_IMPORTERS],
         caffe_training=[(k, _first_line(v)) for k, v in sorted(TRAINING_LAYERS.items())],
         caffe_export=[(e.key, _first_line(e.notes)) for e in CAFFE_EXPORTERS],
+        mxnet_import=[(e.key, _first_line(e.notes)) for e in mxnet_importer.MXNET_IMPORTERS],
         custom=[(e.key, _first_line(e.notes)) for e in CUSTOM_OPS],
     )
 
@@ -68,6 +73,9 @@ def ops_markdown() -> str:
         f"### ONNX -> Caffe: {len(t.caffe_export)} ops",
         "",
         *_md_table(("ONNX op", "notes"), t.caffe_export),
+        f"### MXNet -> ONNX: {len(t.mxnet_import)} operators",
+        "",
+        *_md_table(("MXNet operator", "notes"), t.mxnet_import),
         f"### Custom ops (domain `ai.nnbridge`): {len(t.custom)}",
         "",
         *_md_table(("op", "what"), t.custom),
@@ -83,6 +91,7 @@ def ops_text() -> str:
         ("Caffe -> ONNX layer types", t.caffe_import),
         ("Caffe training layers (dropped)", t.caffe_training),
         ("ONNX -> Caffe ops", t.caffe_export),
+        ("MXNet -> ONNX operators", t.mxnet_import),
         ("custom ops (ai.nnbridge)", t.custom),
     ):
         out.append(f"{title} ({len(rows)}):")

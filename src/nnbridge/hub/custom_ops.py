@@ -1,4 +1,3 @@
 """Imports every module that declares custom ops, so that the registry is complete."""
 
-from nnbridge.hub.ops import ssd  # noqa: F401
-from nnbridge.hub.ops import mxnet_ssd  # noqa: F401,E402
+from nnbridge.hub.ops import mxnet_ssd, ssd  # noqa: F401

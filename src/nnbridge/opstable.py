@@ -1,7 +1,7 @@
 """The supported-ops table, generated from the registries (never kept by hand).
 
 Sources: ``CAFFE_IMPORTERS`` and ``TRAINING_LAYERS`` (Caffe -> hub), ``CAFFE_EXPORTERS`` (hub -> Caffe,
-keyed by ONNX ``op_type`` or ``domain::op_type``), ``MXNET_IMPORTERS`` (MXNet -> hub) and ``CUSTOM_OPS``
+keyed by ONNX ``op_type`` or ``domain::op_type``), ``MXNET_IMPORTERS`` (MXNet -> hub), ``MXNET_EXPORTERS`` (hub -> MXNet) and ``CUSTOM_OPS``
 (the ``ai.nnbridge`` domain).
 ``nnbridge ops --format md`` prints it; ``scripts/gen_ops_table.py`` writes it into docs/supported_ops.md
 and the README between the ``ops-table`` markers, and a test fails when either file drifts.
@@ -21,6 +21,7 @@ class OpsTables:
     caffe_training: list[tuple[str, str]]
     caffe_export: list[tuple[str, str]]  # (hub op key, notes)
     mxnet_import: list[tuple[str, str]]  # (MXNet operator, notes)
+    mxnet_export: list[tuple[str, str]]  # (hub op key, notes)
     custom: list[tuple[str, str]]
 
 
@@ -34,17 +35,21 @@ def collect() -> OpsTables:
     from nnbridge.caffe.exporter import _load_exporters
     from nnbridge.caffe.importer import CAFFE_IMPORTERS, TRAINING_LAYERS, _load_ops
     from nnbridge.hub.custom import CUSTOM_OPS, _load_definitions
+    from nnbridge.mxnet import exporter as mxnet_exporter
     from nnbridge.mxnet import importer as mxnet_importer
+    from nnbridge.mxnet.export.context import MXNET_EXPORTERS
 
     _load_ops()
     _load_exporters()
     _load_definitions()
     mxnet_importer._load_ops()
+    mxnet_exporter._load_exporters()
     return OpsTables(
         caffe_import=[(e.key, _first_line(e.notes)) for e in CAFFE_IMPORTERS],
         caffe_training=[(k, _first_line(v)) for k, v in sorted(TRAINING_LAYERS.items())],
         caffe_export=[(e.key, _first_line(e.notes)) for e in CAFFE_EXPORTERS],
         mxnet_import=[(e.key, _first_line(e.notes)) for e in mxnet_importer.MXNET_IMPORTERS],
+        mxnet_export=[(e.key, _first_line(e.notes)) for e in MXNET_EXPORTERS],
         custom=[(e.key, _first_line(e.notes)) for e in CUSTOM_OPS],
     )
 
@@ -76,6 +81,9 @@ def ops_markdown() -> str:
         f"### MXNet -> ONNX: {len(t.mxnet_import)} operators",
         "",
         *_md_table(("MXNet operator", "notes"), t.mxnet_import),
+        f"### ONNX -> MXNet: {len(t.mxnet_export)} ops",
+        "",
+        *_md_table(("ONNX op", "notes"), t.mxnet_export),
         f"### Custom ops (domain `ai.nnbridge`): {len(t.custom)}",
         "",
         *_md_table(("op", "what"), t.custom),
@@ -92,6 +100,7 @@ def ops_text() -> str:
         ("Caffe training layers (dropped)", t.caffe_training),
         ("ONNX -> Caffe ops", t.caffe_export),
         ("MXNet -> ONNX operators", t.mxnet_import),
+        ("ONNX -> MXNet ops", t.mxnet_export),
         ("custom ops (ai.nnbridge)", t.custom),
     ):
         out.append(f"{title} ({len(rows)}):")

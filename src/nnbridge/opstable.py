@@ -1,8 +1,8 @@
 """The supported-ops table, generated from the registries (never kept by hand).
 
 Sources: ``CAFFE_IMPORTERS`` and ``TRAINING_LAYERS`` (Caffe -> hub), ``CAFFE_EXPORTERS`` (hub -> Caffe,
-keyed by ONNX ``op_type`` or ``domain::op_type``), ``MXNET_IMPORTERS`` (MXNet -> hub), ``MXNET_EXPORTERS`` (hub -> MXNet) and ``CUSTOM_OPS``
-(the ``ai.nnbridge`` domain).
+keyed by ONNX ``op_type`` or ``domain::op_type``), ``MXNET_IMPORTERS`` (MXNet -> hub), ``MXNET_EXPORTERS``
+(hub -> MXNet) and ``CUSTOM_OPS`` (the ``ai.nnbridge`` domain).
 ``nnbridge ops --format md`` prints it; ``scripts/gen_ops_table.py`` writes it into docs/supported_ops.md
 and the README between the ``ops-table`` markers, and a test fails when either file drifts.
 """

@@ -22,7 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from nnbridge.caffe.dialects import Dialect
-from nnbridge.hub.passes.graph import attr, const_array, shape_of
+from nnbridge.hub.nodeview import NodeView
 from nnbridge.registry import Registry
 
 
@@ -62,32 +62,11 @@ def node_key(node: ir.Node) -> str:
 
 
 @dataclass
-class ExportContext:
-    node: ir.Node
+class ExportContext(NodeView):
     dialect: Dialect
     names: set[str]  # layer names already taken (shared by the whole export)
 
     # -- reading the node -----------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.node.name or self.node.op_type
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        return attr(self.node, name, default)
-
-    def input(self, i: int) -> ir.Value | None:
-        return self.node.inputs[i] if i < len(self.node.inputs) else None
-
-    def const(self, i: int) -> np.ndarray | None:
-        """Constant content of input ``i`` (None when absent or not constant)."""
-        return const_array(self.input(i))
-
-    def need_const(self, i: int, what: str) -> np.ndarray:
-        value = self.const(i)
-        if value is None:
-            raise self.fail(f"{what} (input {i}) must be a constant")
-        return value
-
     def x(self, i: int = 0) -> str:
         value = self.input(i)
         if value is None or not value.name:
@@ -98,19 +77,6 @@ class ExportContext:
 
     def y(self, i: int = 0) -> str:
         return str(self.node.outputs[i].name)
-
-    def shape(self, i: int = 0) -> tuple[int, ...]:
-        value = self.input(i)
-        shape = None if value is None else shape_of(value)
-        if shape is None:
-            raise self.fail(f"input {i} has no static shape")
-        return shape
-
-    def out_shape(self, i: int = 0) -> tuple[int, ...]:
-        shape = shape_of(self.node.outputs[i])
-        if shape is None:
-            raise self.fail(f"output {i} has no static shape")
-        return shape
 
     # -- producing layers -------------------------------------------------------------------------
     def fail(self, reason: str) -> Refusal:

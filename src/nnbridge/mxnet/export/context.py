@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import onnx_ir as ir
 
-from nnbridge.hub.passes.graph import attr, const_array, shape_of
+from nnbridge.hub.nodeview import NodeView
+from nnbridge.hub.passes.graph import const_array
 from nnbridge.mxnet.formats.symbol import MxNode
 from nnbridge.registry import Registry
 
@@ -118,43 +119,10 @@ class SymbolBuilder:
 
 
 @dataclass
-class ExportContext:
-    node: ir.Node
+class ExportContext(NodeView):
     builder: SymbolBuilder
 
     # -- reading the node -----------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self.node.name or self.node.op_type
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        return attr(self.node, name, default)
-
-    def input(self, i: int) -> ir.Value | None:
-        return self.node.inputs[i] if i < len(self.node.inputs) else None
-
-    def const(self, i: int) -> np.ndarray | None:
-        return const_array(self.input(i))
-
-    def need_const(self, i: int, what: str) -> np.ndarray:
-        value = self.const(i)
-        if value is None:
-            raise self.fail(f"{what} (input {i}) must be a constant")
-        return value
-
-    def shape(self, i: int = 0) -> tuple[int, ...]:
-        value = self.input(i)
-        shape = None if value is None else shape_of(value)
-        if shape is None:
-            raise self.fail(f"input {i} has no static shape")
-        return shape
-
-    def out_shape(self, i: int = 0) -> tuple[int, ...]:
-        shape = shape_of(self.node.outputs[i])
-        if shape is None:
-            raise self.fail(f"output {i} has no static shape")
-        return shape
-
     def x(self, i: int = 0) -> Entry:
         """The MXNet entry computing hub input ``i`` (a constant becomes an arg param)."""
         value = self.input(i)

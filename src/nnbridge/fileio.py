@@ -1,6 +1,11 @@
 """Atomic output files: write to a temporary file beside the target, then rename.
 
 A failed conversion never leaves a half-written model behind.
+
+:class:`AtomicGroup` hands out paths of files that do not exist yet (in a private ``.NAME.XXXX.partial``
+directory beside the target): opening an existing file with ``"wb"`` truncates it, and ext4 (``auto_da_alloc``)
+then flushes the whole file to disk on ``close``, which for a weights file of hundreds of MB costs more than
+writing it.
 """
 
 from __future__ import annotations
@@ -53,22 +58,26 @@ class AtomicGroup:
         self._pending: list[tuple[Path, Path]] = []
 
     def path(self, final: str | os.PathLike[str]) -> Path:
+        """A not yet existing path (same name as ``final``, in a private directory beside it) to write."""
         target = Path(final)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _mkstemp_for(target)
-        os.close(fd)
-        self._pending.append((Path(tmp), target))
-        return Path(tmp)
+        folder = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        tmp = Path(folder) / target.name
+        self._pending.append((tmp, target))
+        return tmp
 
     def commit(self) -> None:
         for tmp, target in self._pending:
             os.replace(tmp, target)
+            os.rmdir(tmp.parent)
         self._pending.clear()
 
     def abort(self) -> None:
         for tmp, _ in self._pending:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.rmdir(tmp.parent)
         self._pending.clear()
 
     def __enter__(self) -> AtomicGroup:

@@ -197,7 +197,8 @@ def parse_caffemodel(buf: Any, path: str | None = None) -> CaffemodelFile:
 
 def _as_float32(array: Any, layer: str, index: int) -> np.ndarray:
     out = np.asarray(array, dtype="<f4", order="C")  # ascontiguousarray would turn 0-D blobs into (1,)
-    if not np.isfinite(out).all():
+    # min/max propagate NaN and reach +-inf: the same test as isfinite(out).all(), without a bool temporary
+    if out.size and not (np.isfinite(out.min()) and np.isfinite(out.max())):
         logger.warning("layer %r blob %d holds non-finite values", layer, index)
     return out
 

@@ -57,9 +57,10 @@ def _bias_vector(c: np.ndarray | None, n: int) -> np.ndarray | None:
 
 def _inner_product(graph: ir.Graph, name: str, x: ir.Value, weight: np.ndarray, bias: np.ndarray | None,
                    axis: int, meta: dict[str, str]) -> ir.Node:
-    inputs = [x, new_const(graph, f"{name}.weight", weight.astype(np.float32))]
+    # copy=False: a float32 weight (e.g. a view of a memory-mapped weights file) is used as is
+    inputs = [x, new_const(graph, f"{name}.weight", weight.astype(np.float32, copy=False))]
     if bias is not None:
-        inputs.append(new_const(graph, f"{name}.bias", bias.astype(np.float32)))
+        inputs.append(new_const(graph, f"{name}.bias", bias.astype(np.float32, copy=False)))
     fields = {"num_output": int(weight.shape[0]), "axis": axis, "bias_term": bias is not None}
     return caffe_node("InnerProduct", inputs, name=name, param="inner_product_param", fields=fields,
                       metadata=meta)
@@ -80,7 +81,10 @@ class GemmToInnerProduct(NodePass):
         b = const_array(node.inputs[1])
         if b is None or b.ndim != 2:
             return False
-        weight = float(attr(node, "alpha", 1.0)) * (b if attr(node, "transB", 0) else b.T)
+        weight = b if attr(node, "transB", 0) else b.T
+        alpha = float(attr(node, "alpha", 1.0))
+        if alpha != 1.0:  # scaling by 1 would only copy the (possibly memory-mapped) weight
+            weight = alpha * weight
         n = weight.shape[0]
         bias = None
         if len(node.inputs) > 2 and node.inputs[2] is not None:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from nnbridge import __version__
 from nnbridge.errors import ConversionError, NNBridgeError
 
@@ -47,30 +49,38 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nnbridge", description="Convert trained networks between Caffe and ONNX exactly, and prove it.")
+        prog="nnbridge", description="Convert trained networks between Caffe, ONNX and MXNet exactly, and prove it.")
     parser.add_argument("--version", action="version", version=f"nnbridge {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: INFO logging, -vv: DEBUG")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("convert", help="convert a model (.prototxt + .caffemodel <-> .onnx)")
-    p.add_argument("source", help="source model: .prototxt (with --weights) or .onnx")
-    p.add_argument("-o", "--output", required=True, help="output: .onnx, or .prototxt (+ .caffemodel beside it)")
-    p.add_argument("--weights", help="the .caffemodel of a .prototxt source")
+    p = sub.add_parser("convert", help="convert a model (.prototxt + .caffemodel <-> .onnx <-> MXNet)")
+    p.add_argument("source", help="source model: .prototxt (with --weights), .onnx, or MXNet prefix-symbol.json "
+                   "(or a checkpoint prefix)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output: .onnx, .prototxt (+ .caffemodel beside it), or an MXNet prefix with --to mxnet "
+                   "(writes prefix-symbol.json + prefix-0000.params)")
+    p.add_argument("--weights", help="the .caffemodel of a .prototxt source, the .params of an MXNet source "
+                   "(default: the highest epoch beside the symbol)")
     p.add_argument("--random-weights", type=int, metavar="SEED",
                    help="convert a weightless .prototxt with seeded random weights")
-    p.add_argument("--to", choices=("onnx", "caffe"), help="output format (default: from the extension)")
+    p.add_argument("--to", choices=("onnx", "caffe", "mxnet"), help="output format (default: from the extension)")
+    p.add_argument("--swap-input-channels", action="store_true",
+                   help="the converted model takes the image input's colour channels reversed (RGB <-> BGR): "
+                   "the weights of the convolutions reading it are permuted")
     p.add_argument("--caffe-dialect", default="bvlc", choices=_DIALECTS, help="Caffe flavour to write")
     p.add_argument("--input-shape", action="append", metavar="NAME=D,D,..", help="fix an input's shape")
     p.add_argument("--verify", action="store_true", help="run both models and compare every blob")
     p.add_argument("--no-optimize", action="store_true", help="do not fold constants of ONNX sources")
+    _runtime_option(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("verify", help="run a model and its conversion on one input, compare every blob")
     p.add_argument("source")
     p.add_argument("converted")
-    p.add_argument("--weights", help="the .caffemodel of a .prototxt source")
-    p.add_argument("--converted-weights", help="the .caffemodel of a .prototxt conversion (default: beside it)")
+    p.add_argument("--weights", help="the .caffemodel of a .prototxt source, the .params of an MXNet source")
+    p.add_argument("--converted-weights", help="the .caffemodel/.params of the conversion (default: beside it)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D,D,..")
     p.add_argument("--image", help="feed this image (resized to the input) instead of random data")
     p.add_argument("--mean", help="per-channel mean subtracted from the image (e.g. 104,117,123, in the "
@@ -83,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     order.add_argument("--rgb", dest="bgr", action="store_false", help="channels RGB")
     p.add_argument("--rtol", type=float, default=1e-4, help="max relative error per blob (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-6, help="absolute error that always passes")
+    _runtime_option(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("inspect", help="layers/nodes, shapes, parameter counts, unsupported layers")
@@ -95,15 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("md", "text"), default="text")
     p.set_defaults(func=cmd_ops)
 
-    p = sub.add_parser("mean", help="convert a mean file: .binaryproto <-> .npy")
-    p.add_argument("input", help="IN.binaryproto or IN.npy")
-    p.add_argument("-o", "--output", required=True, help="OUT.npy or OUT.binaryproto")
+    p = sub.add_parser("mean", help="convert a mean file: .binaryproto, .npy, .nd (MXNet)")
+    p.add_argument("input", help="IN.binaryproto, IN.npy or IN.nd")
+    p.add_argument("-o", "--output", required=True, help="OUT.npy, OUT.binaryproto or OUT.nd")
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--bgr", dest="rgb", action="store_false", default=False,
+                       help="keep the channel order (default; Caffe means are BGR)")
+    order.add_argument("--rgb", dest="rgb", action="store_true",
+                       help="reverse the channel order (BGR <-> RGB), as MXNet's caffe_converter convert_mean.py "
+                       "always did; use it for a model converted with --swap-input-channels")
     p.set_defaults(func=cmd_mean)
 
     p = sub.add_parser("example", help="write the built-in example net, convert it both ways, verify")
     p.add_argument("-o", "--outdir", default="nnbridge-example", help="directory to write (default ./nnbridge-example)")
     p.set_defaults(func=cmd_example)
     return parser
+
+
+def _runtime_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", action="append", metavar="NAME[=PYTHON]",
+                        help="interpreter of a runtime, e.g. mxnet=/venv-mx/bin/python (default: "
+                        "$NNBRIDGE_MXNET_PYTHON, or this Python when it imports mxnet); repeatable")
+
+
+def _runtimes(items: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``--runtime`` values as :func:`nnbridge.verify` ``runtimes``: interpreters only (``name=python``)."""
+    if not items:
+        return None
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--runtime {bad[0]!r}: expected NAME=PYTHON, e.g. mxnet=/venv/bin/python")
+    return tuple(items)
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -114,6 +147,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         args.source, args.output, weights=args.weights, to=args.to, dialect=args.caffe_dialect,
         input_shapes=parse_input_shapes(args.input_shape), verify=args.verify,
         optimize=not args.no_optimize, random_weights=args.random_weights,
+        swap_input_channels=args.swap_input_channels, runtimes=_runtimes(args.runtime),
     )
     written = result.output + (f" + {result.output_weights}" if result.output_weights else "")
     print(f"{result.source} ({result.source_format}) -> {written} ({result.target_format}) "
@@ -154,7 +188,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify(
         args.source, args.converted, source_weights=args.weights, converted_weights=args.converted_weights,
         input_shapes=parse_input_shapes(args.input_shape), image=args.image, preprocess=preprocess,
-        seed=args.seed, rtol=args.rtol, atol=args.atol,
+        seed=args.seed, rtol=args.rtol, atol=args.atol, runtimes=_runtimes(args.runtime),
     )
     print(_report_text(report))
     if not getattr(report, "passed", True):
@@ -178,29 +212,61 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def cmd_mean(args: argparse.Namespace) -> int:
-    import numpy as np
+    """Mean files: ``.binaryproto`` (Caffe BlobProto), ``.npy``, ``.nd`` (MXNet, ``{"mean_image": C x H x W}``).
 
-    from nnbridge.caffe.formats.binaryproto import read_binaryproto, write_binaryproto
+    Caffe means are BGR; ``--rgb`` reverses the channel axis of a 3-D (C x H x W) or 4-D (N x C x H x W) mean.
+    """
     from nnbridge.errors import FormatError
-    from nnbridge.fileio import atomic_write
 
     src, out = Path(args.input), Path(args.output)
     if not src.is_file():
         raise FormatError(str(src), "no such file")
-    if src.suffix.lower() == ".npy":
-        try:
-            array = np.load(src, allow_pickle=False)
-        except ValueError as exc:
-            raise FormatError(str(src), f"not a .npy array: {exc}") from exc
-        write_binaryproto(out, np.asarray(array, dtype=np.float32))
-    else:
-        array = read_binaryproto(src)
-        if out.suffix.lower() != ".npy":
-            raise FormatError(str(out), "the output of a .binaryproto input must be a .npy file")
-        with atomic_write(out) as handle:
-            np.save(handle, array)
-    print(f"{src} -> {out}: shape {'x'.join(str(d) for d in array.shape)}, mean {float(np.mean(array)):.4f}")
+    kinds = {".npy": "npy", ".binaryproto": "binaryproto", ".nd": "nd"}
+    for path in (src, out):
+        if path.suffix.lower() not in kinds:
+            raise FormatError(str(path), "a mean file must be .binaryproto, .npy or .nd")
+    array = _read_mean(src, kinds[src.suffix.lower()])
+    if args.rgb:
+        if array.ndim < 3 or array.shape[-3] != 3:
+            raise FormatError(str(src), f"--rgb needs a 3-channel C x H x W mean, not shape {array.shape}")
+        array = np.ascontiguousarray(array[..., ::-1, :, :])
+    _write_mean(out, kinds[out.suffix.lower()], array)
+    order = " (channels reversed)" if args.rgb else ""
+    print(f"{src} -> {out}{order}: shape {'x'.join(str(d) for d in array.shape)}, mean {float(np.mean(array)):.4f}")
     return 0
+
+
+def _read_mean(path: Path, kind: str) -> np.ndarray:
+    from nnbridge.errors import FormatError
+
+    if kind == "npy":
+        try:
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
+        except ValueError as exc:
+            raise FormatError(str(path), f"not a .npy array: {exc}") from exc
+    if kind == "nd":
+        from nnbridge.mxnet.formats.checkpoint import load_mean
+
+        return np.asarray(load_mean(path), dtype=np.float32)
+    from nnbridge.caffe.formats.binaryproto import read_binaryproto
+
+    return np.asarray(read_binaryproto(path), dtype=np.float32)
+
+
+def _write_mean(path: Path, kind: str, array: np.ndarray) -> None:
+    from nnbridge.fileio import atomic_write
+
+    if kind == "npy":
+        with atomic_write(path) as handle:
+            np.save(handle, array)
+    elif kind == "nd":
+        from nnbridge.mxnet.formats.checkpoint import save_mean
+
+        save_mean(path, array.reshape(array.shape[-3:]) if array.ndim == 4 and array.shape[0] == 1 else array)
+    else:
+        from nnbridge.caffe.formats.binaryproto import write_binaryproto
+
+        write_binaryproto(path, array)
 
 
 def cmd_example(args: argparse.Namespace) -> int:

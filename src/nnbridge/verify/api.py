@@ -1,9 +1,12 @@
 """``verify()``: run the source and the converted model in real runtimes and compare every blob.
 
 Model kinds are told by the file name: ``.prototxt`` (weights from ``source_weights`` /
-``converted_weights``, else the ``.caffemodel`` with the same stem) and ``.onnx``. Each model runs in
-its own worker process (:mod:`nnbridge.verify.worker`): Caffe files with pycaffe when importable (else
-OpenCV's DNN importer), ONNX files with onnxruntime (custom-domain nodes by their numpy references).
+``converted_weights``, else the ``.caffemodel`` with the same stem), ``.onnx``, and MXNet's
+``prefix-symbol.json`` (any ``.json``) or checkpoint ``prefix`` (weights: the given ``.params``, else the
+highest epoch ``prefix-NNNN.params``). Each model runs in its own worker process
+(:mod:`nnbridge.verify.worker`): Caffe files with pycaffe when importable (else OpenCV's DNN importer),
+ONNX files with onnxruntime (custom-domain nodes by their numpy references), MXNet checkpoints with MXNet
+1.9.1 in the interpreter named by ``runtimes`` (``"mxnet=/path/to/python"``) or ``$NNBRIDGE_MXNET_PYTHON``.
 
 Both runs get the same inputs (:mod:`nnbridge.verify.inputs`). Compared are every graph output of the
 source (it must exist, by name, in the converted model) and every intermediate blob whose name exists on
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from nnbridge.errors import NNBridgeError
+from nnbridge.errors import FormatError, NNBridgeError
 from nnbridge.verify.compare import Comparison, compare
 from nnbridge.verify.inputs import InputSet, Preprocess, given_inputs, make_inputs
 from nnbridge.verify.worker import run_in_worker
@@ -33,12 +36,13 @@ RUNTIME_LABELS = {
     "pycaffe": "Caffe (pycaffe)",
     "opencv": "Caffe via OpenCV DNN",
     "onnxruntime": "onnxruntime",
+    "mxnet": "MXNet",
 }
 
 
 @dataclass(frozen=True)
 class ModelFiles:
-    kind: str  # "caffe" | "onnx"
+    kind: str  # "caffe" | "onnx" | "mxnet"
     path: str
     weights: str | None = None
 
@@ -93,9 +97,17 @@ class VerifyReport:
 
 
 def model_files(path: str | os.PathLike[str], weights: str | os.PathLike[str] | None = None) -> ModelFiles:
-    """Tell the kind of a model by its file name; find the caffemodel next to a prototxt."""
+    """Tell the kind of a model by its file name; find the caffemodel next to a prototxt, the params of
+    an MXNet symbol (or checkpoint prefix)."""
     text = os.fspath(path)
     suffix = Path(text).suffix.lower()
+    if suffix == ".json" or (not os.path.isfile(text) and os.path.isfile(text + "-symbol.json")):
+        from nnbridge.api import mxnet_files
+
+        try:
+            return ModelFiles("mxnet", *mxnet_files(text, weights))
+        except FormatError as exc:
+            raise NNBridgeError(str(exc)) from exc
     if not os.path.isfile(text):
         raise NNBridgeError(f"{text}: no such model file")
     if suffix == ".onnx":
@@ -106,7 +118,8 @@ def model_files(path: str | os.PathLike[str], weights: str | os.PathLike[str] | 
             hint = "give its weights (.caffemodel)" if weights is None else "check the path"
             raise NNBridgeError(f"{text}: weights {found} not found ({hint})")
         return ModelFiles("caffe", text, found)
-    raise NNBridgeError(f"{text}: cannot tell the model kind from the name (use .prototxt or .onnx)")
+    raise NNBridgeError(f"{text}: cannot tell the model kind from the name (use .prototxt, .onnx or "
+                        "-symbol.json)")
 
 
 def input_specs(model: ModelFiles,
@@ -116,6 +129,12 @@ def input_specs(model: ModelFiles,
         from nnbridge.caffe.formats.net import load_caffe
 
         return [(spec.name, tuple(spec.shape)) for spec in load_caffe(model.path, input_shapes=input_shapes).inputs]
+    if model.kind == "mxnet":
+        from nnbridge.api import mxnet_input_shapes
+        from nnbridge.mxnet.formats.checkpoint import load_mxnet
+
+        loaded = load_mxnet(model.path, model.weights)
+        return list(mxnet_input_shapes(loaded.graph, loaded.params, input_shapes, model.path).items())
     import onnx_ir as ir
 
     graph = ir.load(model.path).graph
@@ -134,6 +153,31 @@ def input_specs(model: ModelFiles,
     return specs
 
 
+def choose_runtimes(runtimes: Sequence[str | None] | None, source_kind: str, converted_kind: str) -> tuple[str, str]:
+    """The runtime of each side (see :func:`verify`): positional entries, ``name=python`` applied by name."""
+    from nnbridge.verify.worker import split_runtime
+
+    entries = list(runtimes or ())
+    if any(entry and "=" not in entry for entry in entries[2:]):
+        raise NNBridgeError(f"runtimes {entries!r}: give at most (source runtime, converted runtime) and any "
+                            "number of NAME=PYTHON interpreters")
+    pythons: dict[str, str] = {}
+    chosen: list[str | None] = [None, None]
+    kinds = (source_kind, converted_kind)
+    for index, entry in enumerate(entries):
+        if not entry:
+            continue
+        name, python = split_runtime(entry)
+        if python is None:
+            chosen[index] = name
+        else:
+            pythons[name] = python
+            if index < 2 and name == kinds[index]:
+                chosen[index] = name
+    picked = [chosen[i] or kinds[i] for i in range(2)]
+    return tuple(f"{rt}={pythons[rt]}" if rt in pythons else rt for rt in picked)  # type: ignore[return-value]
+
+
 def verify(
     source: str | os.PathLike[str],
     converted: str | os.PathLike[str],
@@ -147,30 +191,43 @@ def verify(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     rtol: float = 1e-4,
     atol: float = 1e-6,
-    runtimes: tuple[str | None, str | None] | None = None,
+    runtimes: Sequence[str | None] | None = None,
     intermediates: bool = True,
     timeout: float | None = None,
+    swapped_inputs: Sequence[str] = (),
 ) -> VerifyReport:
     """Run ``source`` and ``converted`` on the same inputs and compare outputs and shared intermediates.
 
-    ``runtimes`` = (source runtime, converted runtime), each ``pycaffe``, ``opencv``, ``onnxruntime``
-    or ``None`` for the default of the file kind (Caffe: pycaffe if importable, else OpenCV).
+    ``runtimes`` = (source runtime, converted runtime), each ``pycaffe``, ``opencv``, ``onnxruntime``,
+    ``mxnet`` or ``None`` for the default of the file kind (Caffe: pycaffe if importable, else OpenCV).
+    An entry ``name=/path/to/python`` (e.g. ``"mxnet=/venv-mx/bin/python"``) names the interpreter of that
+    runtime wherever it runs, so ``runtimes=("mxnet=/venv-mx/bin/python",)`` serves either side.
+    ``swapped_inputs``: inputs whose colour channels the converted model expects reversed (RGB <-> BGR,
+    ``convert(swap_input_channels=True)``): it gets them reversed, and they are not compared.
     """
     src = model_files(source, source_weights)
     dst = model_files(converted, converted_weights)
     specs = input_specs(src, input_shapes)
     inset: InputSet = given_inputs(inputs, specs) if inputs is not None else \
         make_inputs(specs, seed=seed, image=image, preprocess=preprocess)
-    chosen = runtimes or (None, None)
-    src_rt = chosen[0] or src.kind
-    dst_rt = chosen[1] or dst.kind
+    src_rt, dst_rt = choose_runtimes(runtimes, src.kind, dst.kind)
     kwargs: dict[str, Any] = {"intermediates": intermediates}
     if timeout is not None:
         kwargs["timeout"] = timeout
+    converted_inputs = dict(inset.arrays)
+    notes: list[str] = []
+    if swapped_inputs:
+        from nnbridge.hub.passes.input_channels import channel_permutation
+
+        for name in swapped_inputs:
+            array = converted_inputs[name]
+            converted_inputs[name] = np.ascontiguousarray(array[:, channel_permutation(array.shape[1])])
+        notes.append(f"converted model fed {', '.join(swapped_inputs)} with the colour channels reversed")
     ref = run_in_worker(src_rt, src.paths, inset.arrays, **kwargs)
-    got = run_in_worker(dst_rt, dst.paths, inset.arrays, **kwargs)
+    got = run_in_worker(dst_rt, dst.paths, converted_inputs, **kwargs)
+    for name in swapped_inputs:
+        got.pop(name, None)
     comparison = compare(ref, got, outputs=ref.outputs, rtol=rtol, atol=atol)
-    notes = []
     only_ref = [name for name in ref if name not in got]
     if only_ref:
         shown = ", ".join(only_ref[:8]) + (", ..." if len(only_ref) > 8 else "")

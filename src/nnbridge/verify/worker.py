@@ -9,8 +9,13 @@ another interpreter (environment variable ``NNBRIDGE_CAFFE_PYTHON``). Exchange f
 - failure: exit status 3 and a JSON file ``{"type", "message"}`` (``--error``). A crash (Caffe aborts on
   a failed CHECK) leaves no such file: the exit status and the end of stderr are reported instead.
 
-Runtime names: ``pycaffe``, ``opencv`` (Caffe files) and ``onnxruntime`` (ONNX files); ``--plugin``
-imports modules (or .py files) first, e.g. ones declaring extra custom ops.
+Runtime names: ``pycaffe``, ``opencv`` (Caffe files), ``onnxruntime`` (ONNX files) and ``mxnet`` (MXNet
+checkpoints); ``--plugin`` imports modules (or .py files) first, e.g. ones declaring extra custom ops.
+
+MXNet 1.9.1 needs numpy < 1.24 and so usually lives in its own environment: its interpreter is given as
+``mxnet=/path/to/python`` (CLI ``--runtime``, API ``runtimes=``), else by ``$NNBRIDGE_MXNET_PYTHON``, else this
+interpreter when it imports mxnet. This module and the runtimes it imports need only numpy (any version) and
+the runtime itself.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from nnbridge.errors import NNBridgeError
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("pycaffe", "opencv", "onnxruntime")
+RUNTIMES = ("pycaffe", "opencv", "onnxruntime", "mxnet")
 ERROR_STATUS = 3
 CAFFE_PYTHON_ENV = "NNBRIDGE_CAFFE_PYTHON"
+MXNET_PYTHON_ENV = "NNBRIDGE_MXNET_PYTHON"
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -66,13 +72,42 @@ def _worker_env(python: str) -> dict[str, str]:
 
 
 @functools.cache
-def _pycaffe_importable(python: str) -> bool:
+def _importable(python: str, module: str) -> bool:
     try:
-        probe = subprocess.run([python, "-c", "import caffe"], env=_worker_env(python), capture_output=True,
+        probe = subprocess.run([python, "-c", f"import {module}"], env=_worker_env(python), capture_output=True,
                                timeout=120, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
+
+
+def _pycaffe_importable(python: str) -> bool:
+    return _importable(python, "caffe")
+
+
+def split_runtime(spec: str) -> tuple[str, str | None]:
+    """``"mxnet=/venv/bin/python"`` -> ``("mxnet", "/venv/bin/python")``; ``"onnx"`` -> ``("onnx", None)``."""
+    name, sep, python = spec.partition("=")
+    if sep and not python:
+        raise NNBridgeError(f"runtime {spec!r}: give the interpreter after '=' (e.g. mxnet=/venv/bin/python)")
+    return name, (python or None)
+
+
+def mxnet_python(explicit: str | None = None) -> str:
+    """The interpreter that runs MXNet: ``explicit``, else ``$NNBRIDGE_MXNET_PYTHON``, else this one if it
+    imports mxnet; otherwise an error naming both ways to give it."""
+    python = explicit or os.environ.get(MXNET_PYTHON_ENV)
+    if python:
+        if not _importable(python, "mxnet"):
+            how = "--runtime mxnet=" if explicit else f"{MXNET_PYTHON_ENV}="
+            raise NNBridgeError(f"{how}{python}: this Python cannot import mxnet (or does not run); point it at "
+                                "an environment with mxnet==1.9.1 numpy==1.23.5")
+        return python
+    if importlib.util.find_spec("mxnet") is not None and _importable(sys.executable, "mxnet"):
+        return sys.executable
+    raise NNBridgeError(f"no MXNet runtime: mxnet is not importable here; set {MXNET_PYTHON_ENV}=/path/to/python "
+                        "or pass --runtime mxnet=/path/to/python (API: runtimes=('mxnet=/path/to/python', ...)) "
+                        "naming a Python with mxnet==1.9.1 numpy==1.23.5")
 
 
 def available_runtimes() -> dict[str, bool]:
@@ -81,16 +116,24 @@ def available_runtimes() -> dict[str, bool]:
         "pycaffe": _pycaffe_importable(caffe_python()),
         "opencv": importlib.util.find_spec("cv2") is not None,
         "onnxruntime": importlib.util.find_spec("onnxruntime") is not None,
+        "mxnet": _mxnet_available(),
     }
+
+
+def _mxnet_available() -> bool:
+    try:
+        mxnet_python()
+    except NNBridgeError:
+        return False
+    return True
 
 
 def resolve_runtime(runtime: str) -> str:
     """``caffe`` means pycaffe when importable, else OpenCV; ``onnx`` means onnxruntime."""
     if runtime == "caffe":
-        available = available_runtimes()
-        if available["pycaffe"]:
+        if _pycaffe_importable(caffe_python()):
             return "pycaffe"
-        if available["opencv"]:
+        if importlib.util.find_spec("cv2") is not None:
             logger.info("pycaffe is not importable by %s: running Caffe models with OpenCV", caffe_python())
             return "opencv"
         raise NNBridgeError("no Caffe runtime: pycaffe is not importable (set NNBRIDGE_CAFFE_PYTHON to a "
@@ -98,7 +141,8 @@ def resolve_runtime(runtime: str) -> str:
     if runtime == "onnx":
         return "onnxruntime"
     if runtime not in RUNTIMES:
-        raise NNBridgeError(f"unknown runtime {runtime!r}; choose caffe, onnx or one of {', '.join(RUNTIMES)}")
+        raise NNBridgeError(f"unknown runtime {runtime!r}; choose caffe, onnx, mxnet or one of "
+                            f"{', '.join(RUNTIMES)} (mxnet=/path/to/python names MXNet's interpreter)")
     return runtime
 
 
@@ -108,14 +152,19 @@ def run_in_worker(runtime: str, model_paths: str | os.PathLike[str] | Sequence[s
                   plugins: Sequence[str | os.PathLike[str]] = ()) -> RunResult:
     """Run ``runtime`` on a model (``path`` or ``(model, weights)``) in a fresh process; return every blob.
 
+    ``runtime`` may name its interpreter: ``mxnet=/path/to/python`` (as ``python=`` does).
     ``plugins`` (module names or .py files) are imported in the worker first, e.g. to declare custom ops.
     """
+    runtime, named_python = split_runtime(runtime)
     runtime = resolve_runtime(runtime)
+    python = python or named_python
     paths = [model_paths] if isinstance(model_paths, (str, os.PathLike)) else list(model_paths)
     if not paths or paths[0] is None or len(paths) > 2:
         raise NNBridgeError(f"give a model path or (model, weights), not {model_paths!r}")
     model = os.path.abspath(paths[0])
     weights = os.path.abspath(paths[1]) if len(paths) > 1 and paths[1] is not None else None
+    if runtime == "mxnet":
+        python = mxnet_python(python)
     python = python or (caffe_python() if runtime == "pycaffe" else sys.executable)
     with tempfile.TemporaryDirectory(prefix="nnbridge-verify-") as tmp:
         in_path, out_path, err_path = (os.path.join(tmp, n) for n in ("inputs.npz", "out.npz", "error.json"))
@@ -197,6 +246,10 @@ def run_runtime(runtime: str, model: str, weights: str | None, inputs: Mapping[s
         ir_model = onnxruntime_rt.load_model(model)
         outputs = [v.name or "" for v in ir_model.graph.outputs]
         blobs = onnxruntime_rt.run(ir_model, inputs, intermediates=intermediates)
+    elif runtime == "mxnet":
+        from nnbridge.verify.runtimes import mxnet_rt
+
+        blobs, outputs = mxnet_rt.run_net(model, weights, inputs, intermediates=intermediates)
     else:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if not intermediates:

@@ -13,7 +13,10 @@ assembled by hand in protobuf wire format (https://protobuf.dev/programming-guid
   data_type, ...) followed by its ``raw_data`` field, after the rest of the graph.
 
 The file is ``model-without-graph | tag(7) len(graph) graph-without-initializers | initializer*``; all
-lengths are known beforehand from the array sizes, so nothing is buffered. Models whose initializers do
+lengths are known beforehand from the array sizes, so nothing is buffered. An initializer whose array is
+a view of a memory-mapped input file (:func:`nnbridge.fileio.map_readonly`, e.g. a caffemodel blob: the
+same little-endian bytes) is copied file to file in the kernel (:func:`nnbridge.fileio.write_array`);
+``ir.Tensor(array).numpy()`` returns ``array`` itself, so the view survives. Models whose initializers do
 not fit the 2 GiB protobuf limit are written with external data (one ``<name>.data`` file beside the
 model, offsets aligned to 64 bytes, as ``onnx.external_data_helper`` reads it); tensors under 1 KiB stay
 inline, because runtimes read shape-like inputs (Reshape's shape...) only from inline data.
@@ -26,13 +29,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 
 from nnbridge.fileio import AtomicGroup
+from nnbridge.fileio import write_array as _write_array  # file-to-file copy for views of mapped files
 from nnbridge.protowire import encode_varint
 
 logger = logging.getLogger(__name__)
@@ -40,7 +44,6 @@ logger = logging.getLogger(__name__)
 PROTOBUF_LIMIT = 2**31 - 1
 _HEADROOM = 64 * 2**20  # room for the graph itself under the protobuf limit
 _ALIGN = 64
-_CHUNK = 64 * 2**20
 _EXTERNAL_MIN = 1024  # bytes; like onnx.save's default size_threshold
 
 _TAG_GRAPH = (7 << 3) | 2
@@ -134,12 +137,6 @@ def _shell_bytes(model: ir.Model) -> tuple[bytes, bytes]:
     graph_bytes = proto.graph.SerializeToString()
     proto.ClearField("graph")
     return proto.SerializeToString(), graph_bytes
-
-
-def _write_array(handle: IO[bytes], array: np.ndarray) -> None:
-    flat = array.view(np.uint8).data
-    for start in range(0, len(flat), _CHUNK):
-        handle.write(flat[start:start + _CHUNK])
 
 
 def _external_headers(inits: list[_Initializer], location: str) -> Iterator[tuple[_Initializer, int]]:

@@ -11,13 +11,14 @@ file order, so the *last* source layer wins; we keep the last one too (with a wa
 
 The writer streams: per layer it serialises the layer without blobs, computes the layer length from
 the blob headers and byte sizes, and writes ``key, length, layer bytes``, then per blob its header
-(``shape`` + ``data`` key and length) and the array's memory (``memoryview``), never a copy of the model.
+(``shape`` + ``data`` key and length) and the array's memory (``memoryview``), never a copy of the model;
+float32 views of a memory-mapped input file (another caffemodel, ONNX or MXNet weights) are copied file to
+file in the kernel instead (:func:`nnbridge.fileio.write_array`).
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from nnbridge.caffe.formats.wire import (
 )
 from nnbridge.caffe.proto import caffe_pb2
 from nnbridge.errors import FormatError
-from nnbridge.fileio import atomic_write
+from nnbridge.fileio import atomic_write, file_range, map_readonly, write_array
 
 logger = logging.getLogger(__name__)
 
@@ -142,14 +143,7 @@ def _invalid_string(message: Any, prefix: str = "") -> str | None:
 def read_caffemodel(path: str | os.PathLike[str]) -> CaffemodelFile:
     """Memory-map ``path`` and read its net and blobs (blob data are zero-copy views of the map)."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
-                raise FormatError(name, "the caffemodel is empty")
-            buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise FormatError(name, f"cannot read the caffemodel: {exc.strerror or exc}") from None
+    buf = map_readonly(name, empty="the caffemodel is empty", unreadable="cannot read the caffemodel: {strerror}")
     return parse_caffemodel(buf, name)
 
 
@@ -197,8 +191,10 @@ def parse_caffemodel(buf: Any, path: str | None = None) -> CaffemodelFile:
 
 def _as_float32(array: Any, layer: str, index: int) -> np.ndarray:
     out = np.asarray(array, dtype="<f4", order="C")  # ascontiguousarray would turn 0-D blobs into (1,)
-    # min/max propagate NaN and reach +-inf: the same test as isfinite(out).all(), without a bool temporary
-    if out.size and not (np.isfinite(out.min()) and np.isfinite(out.max())):
+    # min/max propagate NaN and reach +-inf: the same test as isfinite(out).all(), without a bool temporary.
+    # Blobs copied unchanged from a mapped model file are not scanned: that would read every page of the
+    # input (time and memory) only to repeat what the source file already holds.
+    if out.size and file_range(out) is None and not (np.isfinite(out.min()) and np.isfinite(out.max())):
         logger.warning("layer %r blob %d holds non-finite values", layer, index)
     return out
 
@@ -248,4 +244,4 @@ def stream_caffemodel(handle: IO[bytes], net: caffe_pb2.NetParameter,
         for prefix, array in parts:
             handle.write(prefix)
             if array.nbytes:
-                handle.write(array.reshape(-1).view(np.uint8).data)  # a view, not a copy
+                write_array(handle, array)  # file to file for views of a mapped file, else from memory

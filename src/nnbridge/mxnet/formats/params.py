@@ -24,13 +24,14 @@ Names: Module checkpoints (``mx.model.save_checkpoint``, Gluon ``export``) prefi
 ``save_parameters`` writes bare parameter names. Names are kept exactly as found.
 
 Reader: the file is memory-mapped and each dense array is a read-only numpy view of the map (no copy). Writer:
-what MXNet 1.9.1 writes (v2, dense, cpu context 1/0), streamed array by array from the arrays' own memory, atomically.
+what MXNet 1.9.1 writes (v2, dense, cpu context 1/0), streamed array by array from the arrays' own memory
+(views of a memory-mapped input file are copied file to file in the kernel: :func:`nnbridge.fileio.write_array`),
+atomically.
 """
 
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import struct
 from collections.abc import Mapping, Sequence
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from nnbridge.errors import FormatError
-from nnbridge.fileio import atomic_write
+from nnbridge.fileio import atomic_write, map_readonly, write_array
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +121,8 @@ class _Reader:
 def load_ndarrays(path: str | os.PathLike[str]) -> NDArrayFile:
     """Read an NDArray file (any layout) as zero-copy numpy views of the memory-mapped file."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size == 0:
-                raise FormatError(path, "empty file, not an MXNet NDArray file")
-            buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except OSError as exc:
-        raise FormatError(path, f"cannot read NDArray file: {exc}") from None
+    buf = map_readonly(path, empty="empty file, not an MXNet NDArray file",
+                       unreadable="cannot read NDArray file: {exc}")
     return parse_ndarrays(buf, path)
 
 
@@ -282,7 +277,7 @@ def save_ndarrays(
         for header, array in prepared:
             handle.write(header)
             if array.size:
-                handle.write(array.reshape(-1).view(np.uint8).data)
+                write_array(handle, array)  # file to file for views of a mapped file, else from memory
         handle.write(struct.pack("<Q", len(names)))
         for name in names:
             raw = name.encode("utf-8")

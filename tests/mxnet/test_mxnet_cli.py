@@ -99,22 +99,7 @@ x = S.Activation(x, act_type="relu", name="relu1")
 x = S.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type="avg", pooling_convention="full", name="pool1")
 x = S.FullyConnected(x, num_hidden=10, name="fc0")
 out = S.SoftmaxOutput(x, name="softmax")
-rng = np.random.RandomState(5)
-arg_shapes, _, aux_shapes = out.infer_shape(data=shape)
-arg, aux = {}, {}
-for name, s in zip(out.list_arguments(), arg_shapes):
-    if name in ("data", "softmax_label"):
-        continue
-    if name.endswith("weight"):
-        arg[name] = rng.randn(*s) * np.sqrt(2.0 / np.prod(s[1:]))
-    elif name.endswith("gamma"):
-        arg[name] = rng.uniform(0.5, 1.5, s)
-    else:
-        arg[name] = rng.randn(*s) * 0.1
-for name, s in zip(out.list_auxiliary_states(), aux_shapes):
-    aux[name] = rng.uniform(0.5, 1.5, s) if name.endswith("var") else rng.randn(*s) * 0.1
-arg = {k: mx.nd.array(v.astype(np.float32)) for k, v in arg.items()}
-aux = {k: mx.nd.array(v.astype(np.float32)) for k, v in aux.items()}
+arg, aux = realistic_params(out, shape, 5)
 prefix = args["prefix"]
 mx.model.save_checkpoint(prefix, 0, out, arg, aux)
 mx.model.save_checkpoint(prefix, 2, out, arg, aux)  # the default --weights is the highest epoch

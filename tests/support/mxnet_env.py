@@ -53,6 +53,27 @@ arrays = {k: _npz[k] for k in _npz.files}
 workdir = os.path.join(_work, "scratch")
 os.makedirs(workdir, exist_ok=True)
 result = {}
+
+
+def realistic_params(out, shape, seed, skip=("data", "softmax_label")):
+    """Seeded random parameters of realistic scale for symbol ``out`` with data ``shape``: He-normal weights,
+    gammas and running variances in [0.5, 1.5], small biases, betas and running means (mx.nd arrays)."""
+    rng = np.random.RandomState(seed)
+    arg_shapes, _, aux_shapes = out.infer_shape(data=shape)
+    arg, aux = {}, {}
+    for name, s in zip(out.list_arguments(), arg_shapes):
+        if name in skip:
+            continue
+        if name.endswith("weight"):
+            arg[name] = rng.randn(*s) * np.sqrt(2.0 / np.prod(s[1:]))
+        elif name.endswith("gamma"):
+            arg[name] = rng.uniform(0.5, 1.5, s)
+        else:
+            arg[name] = rng.randn(*s) * 0.1
+    for name, s in zip(out.list_auxiliary_states(), aux_shapes):
+        aux[name] = rng.uniform(0.5, 1.5, s) if name.endswith("var") else rng.randn(*s) * 0.1
+    as_nd = lambda d: {k: mx.nd.array(v.astype(np.float32)) for k, v in d.items()}  # noqa: E731
+    return as_nd(arg), as_nd(aux)
 '''
 
 _EPILOGUE = r'''

@@ -34,23 +34,8 @@ gate = S.Activation(halves[1], act_type="sigmoid", name="sig0")
 mixed = S.elemwise_mul(halves[0], gate, name="mul0")
 fc = S.FullyConnected(mixed, num_hidden=10, name="fc0")
 out = S.SoftmaxOutput(fc, name="softmax")
-rng = np.random.RandomState(3)
 shape = tuple(args["shape"])
-arg_shapes, _, aux_shapes = out.infer_shape(data=shape)
-arg, aux = {}, {}
-for name, s in zip(out.list_arguments(), arg_shapes):
-    if name in ("data", "softmax_label"):
-        continue
-    if name.endswith("weight"):
-        arg[name] = rng.randn(*s) * np.sqrt(2.0 / np.prod(s[1:]))
-    elif name.endswith("gamma"):
-        arg[name] = rng.uniform(0.5, 1.5, s)
-    else:
-        arg[name] = rng.randn(*s) * 0.1
-for name, s in zip(out.list_auxiliary_states(), aux_shapes):
-    aux[name] = rng.uniform(0.5, 1.5, s) if name.endswith("var") else rng.randn(*s) * 0.1
-arg = {k: mx.nd.array(v.astype(np.float32)) for k, v in arg.items()}
-aux = {k: mx.nd.array(v.astype(np.float32)) for k, v in aux.items()}
+arg, aux = realistic_params(out, shape, 3)
 mx.model.save_checkpoint(args["prefix"], 3, out, arg, aux)
 mx.nd.save(args["prefix"] + "-bare.params", {**arg, **aux})
 x = mx.nd.array(arrays["x"])

@@ -52,12 +52,18 @@ def _conv_fields(num_output: int, kernel: list[int], strides: list[int], pads: l
     return fields
 
 
-@caffe_exporter("Conv")
-def conv(ctx: ExportContext) -> list[Layer]:
+def _weight_and_bias(ctx: ExportContext) -> tuple[np.ndarray, np.ndarray | None]:
+    """The constant weight (input 1) and optional constant bias (input 2) of a Conv/ConvTranspose."""
     weight = ctx.need_const(1, "the weight")
     bias = ctx.const(2) if ctx.input(2) is not None else None
     if ctx.input(2) is not None and bias is None:
         raise ctx.fail("the bias must be a constant")
+    return weight, bias
+
+
+@caffe_exporter("Conv")
+def conv(ctx: ExportContext) -> list[Layer]:
+    weight, bias = _weight_and_bias(ctx)
     kernel = list(ctx.attr("kernel_shape", weight.shape[2:]))
     strides, dilations, begin, end = _spatial(ctx, kernel)
     shape, out = ctx.shape(0), ctx.out_shape(0)
@@ -74,10 +80,7 @@ def conv(ctx: ExportContext) -> list[Layer]:
 
 @caffe_exporter("ConvTranspose")
 def conv_transpose(ctx: ExportContext) -> list[Layer]:
-    weight = ctx.need_const(1, "the weight")
-    bias = ctx.const(2) if ctx.input(2) is not None else None
-    if ctx.input(2) is not None and bias is None:
-        raise ctx.fail("the bias must be a constant")
+    weight, bias = _weight_and_bias(ctx)
     kernel = list(ctx.attr("kernel_shape", weight.shape[2:]))
     strides, dilations, begin, end = _spatial(ctx, kernel)
     if begin != end:

@@ -4,10 +4,15 @@
   553,432,332 bytes): He-normal weights ``N(0, 2 / fan_in)``, biases ``N(0, 0.01^2)``, each layer's blobs drawn
   from ``default_rng([seed, layer index])`` when the streaming writer asks for them, so at most one layer is
   in memory.
-- :func:`timed` runs a command in a child process and returns its wall time and peak RSS (``ru_maxrss`` of
-  ``os.wait4``). Linux counts in a child's ``ru_maxrss`` the peak RSS of the process it was forked from (the
-  parent's address space, up to ``exec``), so the parent must stay small for the figure to be the child's own.
-  A child that prints a line ending in ``... in X s`` also reports its own time (``Run.inner_seconds``).
+- :func:`timed` runs a command in a child process and returns its wall time, CPU time (user + system) and
+  peak RSS (``ru_maxrss`` of ``os.wait4``). Linux counts in a child's ``ru_maxrss`` the peak RSS of the process
+  it was forked from (the parent's address space, up to ``exec``), so the parent must stay small for the figure
+  to be the child's own. A child that prints a line ending in ``... in X s`` also reports its own time
+  (``Run.inner_seconds``), and one printing ``cpu after imports: X s`` its CPU time after imports
+  (``nnbridge convert`` through :func:`cli_command` does both).
+- :func:`interleaved` runs several commands round-robin (a conversion and its ``cp`` baseline see the same
+  load) and keeps the best of each figure. On a busy machine wall times swing by 2-5x from run to run, CPU
+  times much less: compare both. :func:`child_env` keeps Python's bytecode cache on for the children.
 """
 
 from __future__ import annotations
@@ -111,14 +116,85 @@ def write_vgg16(workdir: Path) -> tuple[Path, Path, int]:
 @dataclass
 class Run:
     what: str
-    seconds: float
+    seconds: float  # wall time of the whole child process
     peak_rss_mb: float
     inner_seconds: float | None = None  # conversion time without interpreter start-up and imports
+    cpu_seconds: float = 0.0  # user + system CPU time of the whole child (``wait4``)
+    inner_cpu_seconds: float | None = None  # CPU time after imports, when the child reports it
 
 
-def timed(what: str, cmd: list[str]) -> Run:
+@dataclass
+class Series:
+    """All runs of one command; each figure is the best (smallest) over the runs."""
+
+    runs: list[Run]
+
+    @property
+    def what(self) -> str:
+        return self.runs[0].what
+
+    @property
+    def seconds(self) -> float:
+        return min(r.seconds for r in self.runs)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return min(r.cpu_seconds for r in self.runs)
+
+    @property
+    def inner_seconds(self) -> float | None:
+        return min((r.inner_seconds for r in self.runs if r.inner_seconds is not None), default=None)
+
+    @property
+    def inner_cpu_seconds(self) -> float | None:
+        return min((r.inner_cpu_seconds for r in self.runs if r.inner_cpu_seconds is not None), default=None)
+
+    @property
+    def peak_rss_mb(self) -> float:  # the worst run: the memory target must hold every time
+        return max(r.peak_rss_mb for r in self.runs)
+
+
+#: Runs ``nnbridge convert`` (``sys.argv[1:]``) as ``python -m nnbridge.cli`` does, after importing what the CLI
+#: imports before converting, and reports the CPU time spent after those imports.
+CLI_CHILD = """
+import sys, time
+import nnbridge.api, nnbridge.cli
+start = time.process_time()
+status = nnbridge.cli.main(sys.argv[1:])
+print(f"cpu after imports: {time.process_time() - start:.3f} s")
+sys.exit(status)
+"""
+
+
+def cli_command(*args: str) -> list[str]:
+    """``nnbridge ARGS...`` in a child that also reports its CPU time after imports (see :data:`CLI_CHILD`)."""
+    return [sys.executable, "-c", CLI_CHILD, *args]
+
+
+def child_env(workdir: Path) -> dict[str, str]:
+    """The environment of timed children: Caffe's logging off and Python bytecode cached.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (as in some CI and sandbox shells) every child would compile
+    nnbridge's ~60 modules from source, 0.05 s of the conversion's own time and more of the start-up, a cost
+    no installed package has; the children write their bytecode to ``WORKDIR/pycache`` instead (the source
+    tree is left alone). Run each command once untimed first (:func:`warm_up`).
+    """
+    env = dict(os.environ, GLOG_minloglevel="2")
+    if env.pop("PYTHONDONTWRITEBYTECODE", None) or sys.flags.dont_write_bytecode:
+        env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+def warm_up(commands: Sequence[Sequence[str]], env: Mapping[str, str] | None = None) -> None:
+    """Run each command once, untimed: inputs into the page cache, bytecode into its cache."""
+    for cmd in commands:
+        subprocess.run(list(cmd), env=None if env is None else dict(env), stdout=subprocess.DEVNULL, check=True)
+
+
+def timed(what: str, cmd: list[str], env: Mapping[str, str] | None = None) -> Run:
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=dict(os.environ, GLOG_minloglevel="2"), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=dict(env) if env is not None else dict(os.environ, GLOG_minloglevel="2"),
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     output = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -128,18 +204,87 @@ def timed(what: str, cmd: list[str]) -> Run:
         raise SystemExit(f"{what} failed with exit status {proc.returncode}: {' '.join(cmd)}")
     # `nnbridge convert` reports its own time (on its last line, or before its notes)
     inner = ([None] + re.findall(r" in ([0-9.]+) s$", output.strip(), re.MULTILINE))[-1]
-    return Run(what, seconds, usage.ru_maxrss / 1024, float(inner) if inner else None)
+    inner_cpu = ([None] + re.findall(r"^cpu after imports: ([0-9.]+) s$", output.strip(), re.MULTILINE))[-1]
+    return Run(what, seconds, usage.ru_maxrss / 1024, float(inner) if inner else None,
+               usage.ru_utime + usage.ru_stime, float(inner_cpu) if inner_cpu else None)
 
 
-def best_of(repeat: int, what: str, cmd: list[str], outputs: Sequence[Path]) -> tuple[Run, list[Run]]:
+def best_of(repeat: int, what: str, cmd: list[str], outputs: Sequence[Path],
+            env: Mapping[str, str] | None = None) -> tuple[Run, list[Run]]:
     """The fastest of ``repeat`` runs (each after deleting ``outputs``) and all runs."""
     runs = []
     for _ in range(repeat):
         for path in outputs:
             path.unlink(missing_ok=True)
         os.sync()  # no write-back of an earlier run's dirty pages during this one
-        runs.append(timed(what, cmd))
+        runs.append(timed(what, cmd, env))
     return min(runs, key=lambda r: r.seconds), runs
+
+
+def interleaved(repeat: int, commands: Sequence[tuple[str, list[str], Sequence[Path]]],
+                env: Mapping[str, str] | None = None) -> list[Series]:
+    """``repeat`` rounds, each running every ``(what, cmd, outputs)`` once (outputs deleted and ``sync`` first).
+
+    Interleaving gives a conversion and the ``cp`` it is compared with the same share of a busy machine.
+    """
+    runs: list[list[Run]] = [[] for _ in commands]
+    for _ in range(repeat):
+        for series, (what, cmd, outputs) in zip(runs, commands, strict=True):
+            for path in outputs:
+                path.unlink(missing_ok=True)
+            os.sync()  # no write-back of an earlier run's dirty pages during this one
+            series.append(timed(what, cmd, env))
+    return [Series(r) for r in runs]
+
+
+@dataclass
+class Step:
+    """One table section: a ``cp`` baseline and the commands measured against it."""
+
+    title: str
+    base: Series  # cp of the input weights file
+    commands: list[Series]
+    size_mb: float  # input weights file
+    checked: bool = True  # targets apply (conversions), not to reference rows
+
+
+def table_header() -> list[str]:
+    return ["| command | wall s | CPU s | peak RSS (MiB) | wall / cp | CPU / cp | peak RSS / input file size |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+
+def table_rows(step: Step) -> list[str]:
+    """Rows of ``step``: best wall and best CPU time of each command, and after imports when reported."""
+    base = step.base
+
+    def row(label: str, wall: float, cpu: float | None, rss: float) -> str:
+        cpu_text = "" if cpu is None else f"{cpu:.2f}"
+        ratio = "" if cpu is None else f"{cpu / base.cpu_seconds:.2f}x"
+        return (f"| {label} | {wall:.2f} | {cpu_text} | {rss:.0f} | {wall / base.seconds:.2f}x | {ratio} | "
+                f"{rss / step.size_mb:.2f}x |")
+
+    lines = [f"| **{step.title}** | | | | | | |",
+             row(f"`{base.what}`", base.seconds, base.cpu_seconds, base.peak_rss_mb)]
+    for series in step.commands:
+        lines.append(row(f"`{series.what}` (whole process)", series.seconds, series.cpu_seconds, series.peak_rss_mb))
+        if series.inner_seconds is not None:
+            lines.append(row("the same, after imports", series.inner_seconds, series.inner_cpu_seconds,
+                             series.peak_rss_mb))
+    return lines
+
+
+def targets(step: Step, limit: float = 2.0, rss_limit: float = 1.5) -> str:
+    """Issue 3's targets for the first command of ``step``: time within ``limit`` x cp, RSS within ``rss_limit``."""
+    series, base = step.commands[0], step.base
+
+    def verdict(value: float | None, ref: float) -> str:
+        return "n/a" if value is None else "met" if value <= limit * ref else "MISSED"
+
+    return (f"{step.title}: time <= {limit:g}x cp: wall {verdict(series.seconds, base.seconds)} / CPU "
+            f"{verdict(series.cpu_seconds, base.cpu_seconds)} (whole process), wall "
+            f"{verdict(series.inner_seconds, base.seconds)} / CPU {verdict(series.inner_cpu_seconds, base.cpu_seconds)}"
+            f" (after imports); peak RSS <= {rss_limit:g}x file size: "
+            f"{'met' if series.peak_rss_mb <= rss_limit * step.size_mb else 'MISSED'}")
 
 
 def write_vgg16_in_child(workdir: Path) -> tuple[Path, Path]:

@@ -3,12 +3,14 @@
 
 Writes ``vgg16.prototxt`` and a seeded-random ``vgg16.caffemodel`` (138,357,544 float32 parameters,
 about 553 MB; streamed layer by layer, each blob generated in place so at most one layer is in memory),
-then times, in child processes whose peak RSS comes from ``os.wait4``'s rusage:
+runs each command once untimed (the input in the page cache, Python bytecode in its cache), then times
+``--repeat`` rounds of, one after the other (so both see the same load), in child processes whose CPU time
+and peak RSS come from ``os.wait4``'s rusage (every run writes a fresh file, after ``sync``):
 
-- ``cp vgg16.caffemodel copy.caffemodel`` (after one warm-up copy, so both runs read from the page cache;
-  every run writes a fresh file, after ``sync``)
+- ``cp vgg16.caffemodel copy.caffemodel``
 - ``nnbridge convert vgg16.prototxt --weights vgg16.caffemodel -o vgg16.onnx``
 
+Each figure is the best over the rounds (see ``benchmarks/mxnet_convert.py`` on wall and CPU times).
 Targets: conversion time within 2x the copy time, peak RSS within 1.5x the caffemodel's size.
 Usage: python benchmarks/vgg16_convert.py [--workdir DIR] [--repeat N] [--keep]
 """
@@ -18,13 +20,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import best_of, write_vgg16_in_child
+from _common import (
+    Step,
+    child_env,
+    cli_command,
+    interleaved,
+    table_header,
+    table_rows,
+    targets,
+    warm_up,
+    write_vgg16_in_child,
+)
 
 
 def main() -> int:
@@ -41,25 +52,19 @@ def main() -> int:
         size_mb = caffemodel.stat().st_size / 2**20
         print(f"wrote {caffemodel}: {size_mb:.0f} MiB in {time.perf_counter() - start:.1f} s")
         copy, onnx_out = workdir / "copy.caffemodel", workdir / "vgg16.onnx"
-        subprocess.run(["cp", str(caffemodel), str(copy)], check=True)  # warm-up: the input in the page cache
-        best_cp, cp = best_of(args.repeat, "cp", ["cp", str(caffemodel), str(copy)], [copy])
-        best_cv, convert = best_of(args.repeat, "nnbridge convert",
-                                   [sys.executable, "-m", "nnbridge.cli", "convert", str(prototxt),
-                                    "--weights", str(caffemodel), "-o", str(onnx_out)], [onnx_out])
-        print(f"\nbest of {args.repeat}, warm page cache, fresh output files, {os.cpu_count()} cores; "
+        env = child_env(workdir)
+        cp = ["cp", str(caffemodel), str(copy)]
+        convert = cli_command("convert", str(prototxt), "--weights", str(caffemodel), "-o", str(onnx_out))
+        warm_up([cp, convert], env)
+        base, converted = interleaved(args.repeat, [("cp", cp, [copy]), ("nnbridge convert", convert, [onnx_out])],
+                                      env)
+        step = Step("Caffe -> ONNX", base, [converted], size_mb)
+        load = os.getloadavg()
+        print(f"\nbest of {args.repeat} interleaved rounds, warm page cache, fresh output files, {os.cpu_count()} "
+              f"cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end; "
               f"output {onnx_out.stat().st_size / 2**20:.0f} MiB")
-        print("| command | seconds | peak RSS (MiB) | time / cp | peak RSS / file size |")
-        print("| --- | ---: | ---: | ---: | ---: |")
-        rows = [(f"`{best_cp.what}`", best_cp.seconds, best_cp.peak_rss_mb),
-                (f"`{best_cv.what}` (whole process)", best_cv.seconds, best_cv.peak_rss_mb)]
-        if best_cv.inner_seconds is not None:
-            rows.append(("conversion alone (after imports)", best_cv.inner_seconds, best_cv.peak_rss_mb))
-        for label, seconds, rss in rows:
-            print(f"| {label} | {seconds:.2f} | {rss:.0f} | {seconds / best_cp.seconds:.2f}x | {rss / size_mb:.2f}x |")
-        ok_time = best_cv.seconds <= 2 * best_cp.seconds
-        ok_rss = max(r.peak_rss_mb for r in convert) <= 1.5 * size_mb
-        print(f"\ntargets: time <= 2x cp: {'met' if ok_time else 'MISSED'}; "
-              f"peak RSS <= 1.5x file size: {'met' if ok_rss else 'MISSED'}")
+        print("\n".join([*table_header(), *table_rows(step)]))
+        print(f"\ntargets: {targets(step)}")
         return 0
     finally:
         if not args.keep and args.workdir is None:

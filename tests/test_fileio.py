@@ -143,6 +143,29 @@ def test_copy_range_partial_copies(tmp_path: Path, mapped: tuple[Path, bytes, fi
     assert len(sizes) > len(RANGES)
 
 
+def test_copy_range_rounds_start_at_64k_boundaries_of_the_source(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes up to the source's next 64 KiB boundary go first, the rest in 64 KiB-aligned calls."""
+    data = RNG.standard_normal(100_000).astype("<f4").tobytes()
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    real = os.copy_file_range
+    steps: list[tuple[int, int]] = []
+
+    def spy(in_fd, out_fd, count, offset_src=None, offset_dst=None):  # type: ignore[no-untyped-def]
+        steps.append((offset_src, count))
+        return real(in_fd, out_fd, count, offset_src, offset_dst)
+
+    monkeypatch.setattr(os, "copy_file_range", spy)
+    monkeypatch.setattr(fileio, "_CHUNK", 2 * fileio.COPY_ALIGN)
+    got, expected = _copy_through(tmp_path, src, [(8632, 300_000), (2 * fileio.COPY_ALIGN, 70_000), (9, 50)])
+    assert got == expected
+    assert steps[0] == (8632, fileio.COPY_ALIGN - 8632)
+    assert steps[1:3] == [(fileio.COPY_ALIGN, 2 * fileio.COPY_ALIGN),
+                          (3 * fileio.COPY_ALIGN, 8632 + 300_000 - 3 * fileio.COPY_ALIGN)]
+    assert steps[3:] == [(2 * fileio.COPY_ALIGN, 70_000), (9, 50)]  # aligned already; shorter than the head
+
+
 @pytest.mark.parametrize("broken", [["copy_file_range"], ["copy_file_range", "sendfile"]])
 def test_copy_range_fallbacks(tmp_path: Path, mapped: tuple[Path, bytes, fileio.MappedFile],
                               monkeypatch: pytest.MonkeyPatch, broken: list[str]) -> None:

@@ -15,6 +15,17 @@ whose in-memory bytes are the bytes to write (no byte-swap, no conversion). :fun
 that range into the output with ``os.copy_file_range`` (the kernel copies file to file, or shares extents on
 filesystems with reflinks), falling back to ``os.sendfile`` and then to ``pread``/``pwrite``.
 :func:`write_array` picks the copy or a plain ``write(memoryview)`` per array.
+
+Alignment (measured on ext4, Linux 6.18, copying a 528 MiB file whose pages are cached): ``copy_file_range``
+costs ~40% more CPU when the destination offset differs from the source offset modulo 64 KiB (0.15 s when
+they agree, or differ by any multiple of 64 KiB; 0.18 s shifted by 16 KiB; 0.21-0.22 s shifted by 4 KiB or by
+5 bytes), and as much when a copy starts away from a 64 KiB boundary of the source even if both offsets agree
+(0.19 s from byte 8632): without reflinks the kernel copies through a 16-page pipe, 64 KiB per round from the
+first byte asked for, and rounds that straddle the page-cache folios cost more. :func:`copy_range` therefore
+copies the bytes up to the source's next 64 KiB boundary first, and :func:`copy_phase` tells a writer where
+(modulo :data:`COPY_ALIGN`) an array's bytes sit in their source, so that formats able to carry padding
+(caffemodel) put them at the same phase: the copy then costs what ``cp`` of the whole file costs. Formats that
+cannot (.params) or do not (ONNX, whose external data could) pay the extra on their weight copies.
 """
 
 from __future__ import annotations
@@ -37,9 +48,10 @@ from nnbridge.errors import FormatError
 logger = logging.getLogger(__name__)
 
 COPY_MIN_BYTES = 64 * 1024  # below this a buffered write beats flush + copy syscalls
+COPY_ALIGN = 64 * 1024  # file-to-file copies are cheapest when source and destination offsets agree modulo this
 # False (or env NNBRIDGE_COPY_FILE_RANGE=0): always write arrays from memory, the pre-copy_file_range path
 fast_copy = os.environ.get("NNBRIDGE_COPY_FILE_RANGE", "1") != "0"
-_CHUNK = 64 * 2**20  # bytes per write / per copy call
+_CHUNK = 64 * 2**20  # bytes per write / per copy call (a multiple of COPY_ALIGN)
 _FALLBACK_ERRNOS = frozenset(
     code for code in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF,
                       getattr(errno, "ENOTSUP", None), errno.EPERM) if code is not None
@@ -198,6 +210,16 @@ def file_range(array: np.ndarray) -> FileRange | None:
     return FileRange(mapped.path, offset, int(array.nbytes))
 
 
+def copy_phase(array: np.ndarray) -> int | None:
+    """Offset modulo :data:`COPY_ALIGN` of ``array``'s bytes in the :func:`map_readonly` file it views, when
+    :func:`write_array` would copy it file to file (else None). Does not depend on :data:`fast_copy`, so a
+    writer laying out its output by it writes the same bytes either way."""
+    if array.nbytes < COPY_MIN_BYTES:
+        return None
+    where = file_range(array)
+    return None if where is None else where.offset % COPY_ALIGN
+
+
 def _copy_step(method: str, in_fd: int, out_fd: int, src: int, dst: int, count: int) -> int:
     """Copy up to ``count`` bytes from ``in_fd`` at ``src`` to ``out_fd`` at ``dst``; bytes copied (0 at EOF)."""
     if method == "copy_file_range":
@@ -220,12 +242,13 @@ def copy_range(dst: IO[bytes], path: str | os.PathLike[str], offset: int, nbytes
     start = dst.tell()
     methods = [m for m in ("copy_file_range", "sendfile") if hasattr(os, m)] + ["pread"]
     done = 0
+    head = -offset % COPY_ALIGN  # first up to a 64 KiB boundary of the source: see the module docstring
     with open(path, "rb") as source:
         in_fd = source.fileno()
         while done < nbytes:
             try:
                 count = _copy_step(methods[0], in_fd, out_fd, offset + done, start + done,
-                                   min(nbytes - done, _CHUNK))
+                                   min(nbytes - done, head - done if done < head else _CHUNK))
             except OSError as exc:
                 if exc.errno not in _FALLBACK_ERRNOS or len(methods) == 1:
                     raise

@@ -13,7 +13,11 @@ The writer streams: per layer it serialises the layer without blobs, computes th
 the blob headers and byte sizes, and writes ``key, length, layer bytes``, then per blob its header
 (``shape`` + ``data`` key and length) and the array's memory (``memoryview``), never a copy of the model;
 float32 views of a memory-mapped input file (another caffemodel, ONNX or MXNet weights) are copied file to
-file in the kernel instead (:func:`nnbridge.fileio.write_array`).
+file in the kernel instead (:func:`nnbridge.fileio.write_array`). Such a copy is cheapest when the blob's data
+land at the offset they have in the source modulo 64 KiB (:func:`nnbridge.fileio.copy_phase`), so a copied
+blob of at least :data:`PAD_MIN_BYTES` starts with a padding field (unknown field number :data:`PAD_FIELD`,
+zero bytes) of the size that puts its data there: protobuf parsers, Caffe's and OpenCV's included, skip
+unknown fields, and the reader above ignores them. Blobs written from memory get no padding.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from nnbridge.caffe.formats.wire import (
 )
 from nnbridge.caffe.proto import caffe_pb2
 from nnbridge.errors import FormatError
-from nnbridge.fileio import atomic_write, file_range, map_readonly, write_array
+from nnbridge.fileio import COPY_ALIGN, atomic_write, copy_phase, file_range, map_readonly, write_array
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,9 @@ NET_LAYER, NET_LAYERS = 100, 2  # NetParameter.layer (V2), NetParameter.layers (
 V2_BLOBS, V2_NAME = 7, 1
 V1_BLOBS, V1_NAME, V1_V0 = 6, 4, 1
 V0_BLOBS, V0_NAME = 50, 1
+PAD_FIELD = 2**29 - 1  # the largest legal field number, far above BVLC BlobProto's 1-9 and forks' additions
+PAD_MIN_BYTES = 4 * 2**20  # copied blobs at least this large are aligned (padding <= 64 KiB, <= 1.6% of them)
+_PAD_KEY = encode_key(PAD_FIELD, WIRE_LEN)
 
 
 @dataclass
@@ -218,9 +225,11 @@ def stream_caffemodel(handle: IO[bytes], net: caffe_pb2.NetParameter,
     header = caffe_pb2.NetParameter()
     header.CopyFrom(net)
     header.ClearField("layer")
-    handle.write(header.SerializeToString())
-    layer_key = encode_key(NET_LAYER, WIRE_LEN)
-    blob_key = encode_key(V2_BLOBS, WIRE_LEN)
+    header_bytes = header.SerializeToString()
+    position = _start_if_padding(handle, blobs)
+    if position is not None:
+        position += len(header_bytes)  # where the next layer starts
+    handle.write(header_bytes)
     for layer in net.layer:
         if layer.name in blobs:
             stripped = caffe_pb2.LayerParameter()
@@ -231,17 +240,70 @@ def stream_caffemodel(handle: IO[bytes], net: caffe_pb2.NetParameter,
         else:
             layer_bytes = layer.SerializeToString()
             arrays = []
-        parts: list[tuple[bytes, np.ndarray]] = []
-        total = len(layer_bytes)
-        for array in arrays:
-            blob_header = encode_blob_header(array.shape, array.nbytes)
-            blob_length = len(blob_header) + array.nbytes
-            prefix = blob_key + encode_varint(blob_length) + blob_header
-            parts.append((prefix, array))
-            total += len(prefix) + array.nbytes
-        handle.write(layer_key + encode_varint(total))
-        handle.write(layer_bytes)
+        head, parts = _layout(layer_bytes, arrays, position)
+        handle.write(head)
         for prefix, array in parts:
             handle.write(prefix)
             if array.nbytes:
                 write_array(handle, array)  # file to file for views of a mapped file, else from memory
+        if position is not None:
+            position += len(head) + sum(len(prefix) + array.nbytes for prefix, array in parts)
+
+
+def _start_if_padding(handle: IO[bytes], blobs: Mapping[str, Sequence[np.ndarray]]) -> int | None:
+    """Where the file starts (``handle.tell()``) when copied blobs may be padded, else None: not for streams
+    without a position, nor for mappings that may build their arrays on access (only a ``dict``'s sizes are
+    summed), nor when the padding (at most 1/64 of the bytes) could push the file past the 2 GiB that Caffe's
+    and OpenCV's protobuf readers accept."""
+    if not isinstance(blobs, dict):
+        return None
+    total = sum(int(getattr(a, "nbytes", 0)) for arrays in blobs.values() for a in arrays)
+    if total + total // 32 + 2**24 >= 2**31:
+        return None
+    try:
+        return handle.tell()
+    except (OSError, ValueError):
+        return None
+
+
+def _pad_field(size: int) -> bytes | None:
+    """An unknown length-delimited field (:data:`PAD_FIELD`, zeros) of exactly ``size`` bytes, or None when no
+    field has that size (too small, or between two widths of the length varint)."""
+    for width in (1, 2, 3):
+        count = size - len(_PAD_KEY) - width
+        if count >= 0 and len(encode_varint(count)) == width:
+            return _PAD_KEY + encode_varint(count) + bytes(count)
+    return None
+
+
+def _layout(layer_bytes: bytes, arrays: Sequence[np.ndarray],
+            position: int | None) -> tuple[bytes, list[tuple[bytes, np.ndarray]]]:
+    """(layer key + length + layer bytes, [(blob prefix, array)]) of a layer starting at byte ``position``.
+
+    Each large copied blob is padded so that its data start at their source offset modulo ``COPY_ALIGN``.
+    A padding size moves later bytes (and may widen a length varint), so sizes are settled in a few rounds.
+    """
+    blob_key = encode_key(V2_BLOBS, WIRE_LEN)
+    phases = [copy_phase(a) if position is not None and a.nbytes >= PAD_MIN_BYTES else None for a in arrays]
+    pads = [0] * len(arrays)  # bytes of each blob's padding field (0: none)
+    for _ in range(4 * len(arrays) + 4):
+        headers = []
+        for array, pad in zip(arrays, pads, strict=True):
+            body = (_pad_field(pad) or b"") + encode_blob_header(array.shape, array.nbytes)
+            headers.append(blob_key + encode_varint(len(body) + array.nbytes) + body)
+        total = len(layer_bytes) + sum(len(h) + a.nbytes for h, a in zip(headers, arrays, strict=True))
+        head = encode_key(NET_LAYER, WIRE_LEN) + encode_varint(total) + layer_bytes
+        at = (position or 0) + len(head)
+        for i, (header, array, phase) in enumerate(zip(headers, arrays, phases, strict=True)):
+            at += len(header)  # where blob i's data start
+            gap = 0 if phase is None else (phase - at) % COPY_ALIGN
+            if gap:  # grow (or wrap) its padding, then lay the layer out again
+                pads[i] = (pads[i] + gap) % COPY_ALIGN
+                if pads[i] and _pad_field(pads[i]) is None:
+                    pads[i] += COPY_ALIGN
+                break
+            at += array.nbytes
+        else:
+            return head, list(zip(headers, arrays, strict=True))
+    logger.debug("caffemodel layout did not settle; blobs left unaligned")  # never seen; correct, only slower
+    return _layout(layer_bytes, arrays, None)

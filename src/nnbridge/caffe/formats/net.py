@@ -22,18 +22,19 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nnbridge.caffe.formats.caffemodel import read_caffemodel, stream_caffemodel
 from nnbridge.caffe.formats.prototxt import format_prototxt, read_prototxt
 from nnbridge.caffe.formats.upgrade import upgrade_net
-from nnbridge.caffe.importer import InputSpec, WeightSource
 from nnbridge.caffe.proto import caffe_pb2
-from nnbridge.caffe.weights import CaffemodelWeights
 from nnbridge.errors import FormatError
 from nnbridge.fileio import AtomicGroup
+
+if TYPE_CHECKING:  # imported where used: saving a net (e.g. MXNet -> Caffe) needs neither
+    from nnbridge.caffe.importer import InputSpec, WeightSource
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def check_shape(shape: Sequence[int], what: str, source: str | None) -> tuple[in
 def extract_inputs(net: caffe_pb2.NetParameter, source: str | None,
                    overrides: Mapping[str, Sequence[int]] | None = None) -> list[InputSpec]:
     """Remove the Input layers of ``net`` (in place) and return their tops with shapes."""
+    from nnbridge.caffe.importer import InputSpec
+
     overrides = dict(overrides or {})
     specs: list[InputSpec] = []
     others = []
@@ -176,6 +179,8 @@ def _data_layer_inputs(layer: caffe_pb2.LayerParameter, overrides: dict[str, Seq
     if dims is None:
         return None
     logger.info("%s: data layer %r becomes input %r with shape %s", source, layer.name, top, list(dims))
+    from nnbridge.caffe.importer import InputSpec
+
     return [InputSpec(top, check_shape(dims, f"input {top!r}", source))]
 
 
@@ -201,6 +206,8 @@ def load_caffe(prototxt: str | os.PathLike[str], caffemodel: str | os.PathLike[s
     model_path = None
     if caffemodel is not None:
         model_path = os.fspath(caffemodel)
+        from nnbridge.caffe.weights import CaffemodelWeights
+
         weights = CaffemodelWeights(read_caffemodel(model_path))
     return CaffeNet(net, inputs, weights, path, model_path)
 
@@ -217,6 +224,8 @@ def load_caffemodel_only(caffemodel: str | os.PathLike[str], *, phase: str | int
     filtered, inputs = prepare_net(net, path, phase=phase, input_shapes=input_shapes)
     if not inputs:
         logger.warning("%s: the caffemodel declares no inputs with shapes; give input_shapes", path)
+    from nnbridge.caffe.weights import CaffemodelWeights
+
     return CaffeNet(filtered, inputs, CaffemodelWeights(file), None, path)
 
 

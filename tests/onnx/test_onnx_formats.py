@@ -233,3 +233,25 @@ def test_pytorch_exported_onnx(tmp_path, dynamo):
     save_onnx(model, out)
     feeds = {"x": x.numpy()}
     np.testing.assert_allclose(_run(out, feeds)[0], _run(path, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("opset", [18, 19])
+def test_pad_down_converted_to_opset_17(opset: int) -> None:
+    """onnx's version converter has no Pad 18 -> 17 adapter (PyTorch's dynamo exporter writes opset 18): a Pad
+    without ``axes`` means the same in opset 13, so it is carried over unchanged; the numbers are onnxruntime's."""
+    graph = oh.make_graph(
+        [oh.make_node("Pad", ["x", "p", "v"], ["y"], mode="constant"), oh.make_node("Relu", ["y"], ["z"])], "g",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+        [oh.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [oh.make_tensor("p", TensorProto.INT64, [8], [0, 0, 1, 0, 0, 0, 0, 2]),
+         oh.make_tensor("v", TensorProto.FLOAT, [], [-0.5])])
+    source = oh.make_model(graph, opset_imports=[oh.make_opsetid("", opset)])
+    hub = normalize.convert_opset(ir.serde.deserialize_model(source))
+    converted = ir.serde.serialize_model(hub)
+    assert [(o.domain, o.version) for o in converted.opset_import] == [("", 17)]
+    assert [n.domain for n in converted.graph.node] == ["", ""]
+    x = np.random.default_rng(0).normal(size=(1, 2, 3, 3)).astype(np.float32)
+    want = ort.InferenceSession(source.SerializeToString()).run(None, {"x": x})[0]
+    got = ort.InferenceSession(converted.SerializeToString()).run(None, {"x": x})[0]
+    assert got.shape == (1, 2, 4, 5)
+    np.testing.assert_array_equal(got, want)

@@ -26,7 +26,7 @@ The zoo (name -> what it covers):
 - ``cbam``: channel attention (avg + max pooled, shared MLP, (N, C, 1, 1) gate) and spatial attention
   (channel mean and max, 7x7 conv, sigmoid, an (N, 1, H, W) map times the (N, C, H, W) features);
 - ``two_inputs``: inputs ``data`` and ``aux``, outputs ``sum`` and ``cat``;
-- ``unsupported``: ``F.pad`` asymmetric before a conv, ``torch.cumsum``: Caffe cannot express either.
+- ``unsupported``: ``torch.atan`` after a conv, then ``torch.cumsum``: Caffe can express neither.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class Unsupported(nn.Module):
         self.conv = nn.Conv2d(3, 8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(F.pad(x, (0, 1, 0, 1)))
+        y = torch.atan(self.conv(x))
         return torch.cumsum(y, dim=1)
 
 

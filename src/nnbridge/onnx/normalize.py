@@ -178,6 +178,7 @@ def convert_opset(model: ir.Model, target: int = OPSET) -> ir.Model:
             model.opset_imports[""] = target
         return model
     common_passes.InlinePass()(model)
+    parked = _park_unchanged(model, current, target)
     proto = ir.serde.serialize_model(model)
     try:
         converted = onnx.version_converter.convert_version(proto, target)
@@ -187,8 +188,45 @@ def convert_opset(model: ir.Model, target: int = OPSET) -> ir.Model:
         ) from exc
     logger.info("converted opset %s -> %s", current, target)
     result = ir.serde.deserialize_model(converted)
+    _unpark(result, parked)
     _keep_base_dir(model, result)
     return result
+
+
+_PARK_DOMAIN = "nnbridge.opset-unchanged"
+
+
+def _same_in_older_opset(node: ir.Node) -> bool:
+    """Nodes whose newer version means exactly what the older one does, for which onnx's version converter
+    has no down-adapter: ``Pad`` 18/19 without the ``axes`` input and not in ``wrap`` mode is ``Pad`` 13."""
+    if node.domain not in ("", "ai.onnx") or node.op_type != "Pad":
+        return False
+    no_axes = len(node.inputs) < 4 or node.inputs[3] is None
+    mode = node.attributes.get("mode")
+    return no_axes and (mode is None or mode.value != "wrap")
+
+
+def _park_unchanged(model: ir.Model, current: int, target: int) -> int:
+    """Move such nodes to a private domain for the conversion (the converter leaves foreign domains alone)."""
+    if target >= current or target < 13:
+        return 0
+    parked = 0
+    for node in model.graph.all_nodes():
+        if _same_in_older_opset(node):
+            node.domain = _PARK_DOMAIN
+            parked += 1
+    if parked:
+        model.opset_imports[_PARK_DOMAIN] = 1
+    return parked
+
+
+def _unpark(model: ir.Model, parked: int) -> None:
+    if not parked:
+        return
+    for node in model.graph.all_nodes():
+        if node.domain == _PARK_DOMAIN:
+            node.domain = ""
+    model.opset_imports.pop(_PARK_DOMAIN, None)
 
 
 def _keep_base_dir(old: ir.Model, new: ir.Model) -> None:

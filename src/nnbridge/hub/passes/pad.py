@@ -2,8 +2,19 @@
 
 ``Conv(Pad(x, p, value=0), pads=q) = Conv(x, pads=p+q)`` when ``p`` pads only the spatial axes with
 non-negative amounts in ``constant`` mode with value 0 (Conv's own padding is zeros too). The Pad output
-must have no other reader. Pooling after a Pad is handled by the pooling exporter, which knows Caffe's
-divisor rule (a max over zero padding is not a max over -inf padding, so MaxPool is never folded).
+must have no other reader. Unequal sides ``b != e`` are fine: the Conv exporter
+(:mod:`nnbridge.caffe.export.conv`) makes any non-negative pads exact. A Pad before AveragePool is absorbed
+by :mod:`nnbridge.hub.passes.pool` when Caffe's divisor rule allows it; a max over zero padding is not a
+max over -inf padding, so MaxPool absorbs one only when its input is provably non-negative (after a ReLU).
+
+:class:`MaterializeZeroPad` (Caffe only, run after those two): every other constant zero Pad of the spatial
+axes of an ``(N, C, H, W)`` tensor becomes a depthwise Caffe ``Deconvolution`` (``group = num_output = C``,
+stride 1, pad 0, no bias) with kernel ``(b_h + e_h + 1, b_w + e_w + 1)`` holding a single 1 at tap
+``(b_h, b_w)``. A stride-1 transposed convolution computes ``y[o] = sum_j x[o - j] w[j]`` over
+``o in [0, H + K - 1)``; with ``w = delta(j - b)`` that is ``y[o] = x[o - b]``: ``b`` zeros, then ``x``,
+then ``K - 1 - b = e`` zeros. Each output is one product ``1 * x`` plus exact zeros ``0 * x`` (Caffe's
+col2im adds them), so the values are bit-exact for finite inputs. This makes ``Pad -> MaxPool`` (the max
+does see the zeros) and ``Pad -> AveragePool`` that the pooling pass refused exact.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ import numpy as np
 import onnx_ir as ir
 
 from nnbridge.hub.passes.base import NodePass
-from nnbridge.hub.passes.graph import attr, const_array, sole_consumer
+from nnbridge.hub.passes.graph import attr, caffe_node, const_array, new_const, replace_chain, shape_of, sole_consumer
 
 
 def zero_pad_amounts(node: ir.Node) -> list[int] | None:
@@ -54,4 +65,35 @@ class FoldPadIntoConv(NodePass):
         conv.attributes["pads"] = ir.AttrInt64s("pads", [a + b for a, b in zip(pads, extra, strict=False)])
         conv.replace_input_with(0, node.inputs[0])
         graph.remove(node, safe=True)
+        return True
+
+
+def padding_deconvolution(channels: int, begin: list[int], end: list[int]) -> np.ndarray:
+    """Depthwise Deconvolution weights ``(C, 1, b_h + e_h + 1, b_w + e_w + 1)`` that zero-pad exactly."""
+    weight = np.zeros((channels, 1, begin[0] + end[0] + 1, begin[1] + end[1] + 1), np.float32)
+    weight[:, :, begin[0], begin[1]] = 1.0
+    return weight
+
+
+class MaterializeZeroPad(NodePass):
+    """A constant zero ``Pad`` of H and W (4-D) -> exact depthwise padding ``Deconvolution`` (Caffe)."""
+
+    name = "materialize-zero-pad"
+
+    def visit(self, graph: ir.Graph, node: ir.Node) -> bool:
+        amounts = zero_pad_amounts(node)
+        x = node.inputs[0]
+        shape = shape_of(x) if x is not None else None
+        if amounts is None or len(amounts) != 4 or x is None or shape is None or not any(amounts):
+            return False
+        begin, end = amounts[:2], amounts[2:]
+        channels = int(shape[1])
+        name = node.metadata_props.get("caffe.layer") or node.name or "pad"
+        weight = new_const(graph, f"{name}.weight", padding_deconvolution(channels, begin, end))
+        fields = {"num_output": channels, "bias_term": False, "group": channels,
+                  "kernel_h": begin[0] + end[0] + 1, "kernel_w": begin[1] + end[1] + 1,
+                  "stride_h": 1, "stride_w": 1, "pad_h": 0, "pad_w": 0}
+        new = caffe_node("Deconvolution", [x, weight], name=name, param="convolution_param", fields=fields,
+                         metadata=dict(node.metadata_props))
+        replace_chain(graph, [node], [new], [node.outputs[0]], list(new.outputs))
         return True

@@ -3,7 +3,8 @@
 Convolution (MXNet 1.x, ``convolution-inl.h``): weight ``(F, C/group, k...)`` like ONNX, symmetric
 ``pad`` per axis, ``dilate``, ``num_group``, ``no_bias``. ONNX pads ``(b, e)`` with ``b != e``: the
 symmetric part ``m = min(b, e)`` stays in the convolution and the rest is an explicit zero ``Pad``
-``(b - m, e - m)`` before it; padding with zeros composes, so the sums are the same terms.
+``(b - m, e - m)`` before it; padding with zeros composes, so the sums are the same terms. ``auto_pad``
+SAME_UPPER / SAME_LOWER is resolved to explicit pads from the static shapes first.
 
 Deconvolution: weight ``(C, F/group, k...)`` like ONNX ConvTranspose; output
 ``(H - 1) s - 2p + d (k - 1) + 1 + adj``. ONNX: ``(H - 1) s + output_padding + d (k - 1) + 1 - b - e``.
@@ -25,9 +26,26 @@ import numpy as np
 from nnbridge.mxnet.export.context import ExportContext, mxnet_exporter, pad_width, spatial_pads
 
 
+def _conv_pads(ctx: ExportContext, rank: int) -> tuple[list[int], list[int]]:
+    """(begin, end) pads of a Conv; ``auto_pad`` SAME_UPPER/SAME_LOWER resolved from the static shapes
+    (``total = max((ceil(H / s) - 1) s + d (k - 1) + 1 - H, 0)``, the odd one at the end / the begin)."""
+    auto = ctx.attr("auto_pad", "NOTSET")
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        return spatial_pads(ctx, rank)
+    shape, weight = ctx.shape(0), ctx.need_const(1, "the weight")
+    n = rank - 2
+    begin, end = [], []
+    for h, k, s, d in zip(shape[2:], weight.shape[2:], ctx.attr("strides", [1] * n), ctx.attr("dilations", [1] * n),
+                          strict=True):
+        total = max((-(-h // s) - 1) * s + d * (k - 1) + 1 - h, 0)
+        begin.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
+        end.append(total - begin[-1])
+    return begin, end
+
+
 def _padded_input(ctx: ExportContext, rank: int) -> tuple[tuple[int, int], list[int]]:
     """(input entry, symmetric pads) with an explicit zero Pad for the asymmetric remainder."""
-    begin, end = spatial_pads(ctx, rank)
+    begin, end = _conv_pads(ctx, rank)
     sym = [min(b, e) for b, e in zip(begin, end, strict=True)]
     if min(begin + end) < 0:
         raise ctx.fail(f"negative pads {begin + end}")
@@ -76,7 +94,7 @@ def conv_transpose(ctx: ExportContext) -> None:
     n = len(kernel)
     stride = [int(s) for s in ctx.attr("strides", [1] * n)]
     dilate = [int(d) for d in ctx.attr("dilations", [1] * n)]
-    if ctx.attr("output_shape") is not None:
+    if ctx.attr("output_shape") is not None or ctx.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
         begin, end = _transpose_pads_from_shape(ctx, shape, out_shape, kernel, stride, dilate)
     else:
         begin, end = spatial_pads(ctx, len(shape))
@@ -102,13 +120,15 @@ def conv_transpose(ctx: ExportContext) -> None:
 def _transpose_pads_from_shape(ctx: ExportContext, shape: tuple[int, ...], out_shape: tuple[int, ...],
                                kernel: tuple[int, ...], stride: list[int],
                                dilate: list[int]) -> tuple[list[int], list[int]]:
-    """ONNX ``output_shape``: total pad = full size - output; SAME_UPPER-like split (end gets the odd one)."""
+    """ONNX ``output_shape``: total pad = full size + output_padding - output, split as the ONNX spec and
+    onnxruntime do: SAME_UPPER puts the odd one at the end, NOTSET and SAME_LOWER at the beginning."""
     begin, end = [], []
-    for h, o, k, s, d in zip(shape[2:], out_shape[2:], kernel, stride, dilate, strict=True):
-        total = (h - 1) * s + d * (k - 1) + 1 - o
+    extra = [int(a) for a in ctx.attr("output_padding", [0] * len(kernel))]
+    for h, o, k, s, d, a in zip(shape[2:], out_shape[2:], kernel, stride, dilate, extra, strict=True):
+        total = (h - 1) * s + d * (k - 1) + 1 - o + a
         if total < 0:
             raise ctx.fail("output_shape larger than the full transposed convolution")
-        b = total // 2 if ctx.attr("auto_pad", "NOTSET") != "SAME_LOWER" else total - total // 2
+        b = total // 2 if ctx.attr("auto_pad", "NOTSET") == "SAME_UPPER" else total - total // 2
         begin.append(b)
         end.append(total - b)
     return begin, end

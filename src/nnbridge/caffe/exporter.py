@@ -33,6 +33,7 @@ from nnbridge.caffe.export.context import CAFFE_EXPORTERS, ExportContext, Layer,
 from nnbridge.caffe.export.restore import RestoreCaffeLayers
 from nnbridge.errors import ConversionError, Unsupported, UnsupportedOpsError
 from nnbridge.hub.passes import caffe_lowering
+from nnbridge.hub.passes.affine import input_preprocessing
 from nnbridge.hub.passes.graph import CAFFE_DOMAIN, attr, shape_of
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def export_caffe(model: ir.Model, *, dialect: str | Dialect = "bvlc") -> CaffeEx
     work = model.clone()  # new nodes and values, shared tensors (memory-mapped weights are not copied)
     restore = RestoreCaffeLayers(target.allows)
     restore.run(work)
-    manager = caffe_lowering(target.name)
+    manager = caffe_lowering(target)
     manager.run(work)
     logger.debug("lowering passes fired: %s", manager.fired)
     graph = work.graph
@@ -149,6 +150,7 @@ def export_caffe(model: ir.Model, *, dialect: str | Dialect = "bvlc") -> CaffeEx
         notes.append(f"restored {len(restore.restored)} original Caffe layer(s) exactly")
     if manager.fired:
         notes.append("passes: " + ", ".join(f"{k} x{v}" for k, v in sorted(manager.fired.items())))
+    notes.extend(input_preprocessing(model))
     return CaffeExport(net, blobs, notes, layers)
 
 

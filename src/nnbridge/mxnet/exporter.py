@@ -30,7 +30,8 @@ import numpy as np
 import onnx_ir as ir
 
 from nnbridge.errors import ConversionError, Unsupported, UnsupportedOpsError
-from nnbridge.hub.passes import FoldConstants, PassManager
+from nnbridge.hub.passes import FoldConstants, PassManager, degenerate_shapes
+from nnbridge.hub.passes.affine import input_preprocessing
 from nnbridge.hub.passes.graph import remove_unused, shape_of
 from nnbridge.mxnet.export.context import (
     MXNET_EXPORTERS,
@@ -103,7 +104,7 @@ def export_mxnet(model: ir.Model) -> MxExport:
         raise ConversionError(f"graph {graph.name or 'net'!r}: input(s) {dynamic} have no static shape; "
                               "give them (--input-shape name=1,3,224,224 or input_shapes= in the API)")
     work = model.clone()
-    manager = PassManager([FoldConstants()])
+    manager = PassManager([FoldConstants(), *degenerate_shapes()])
     manager.run(work)
     remove_unused(work.graph)  # e.g. a Caffe Crop's reference branch: MXNet would keep unused params
     bad = [Unsupported("Output", str(v.name), "a graph output that is a graph input or a constant")
@@ -116,6 +117,7 @@ def export_mxnet(model: ir.Model) -> MxExport:
     notes = []
     if manager.fired:
         notes.append("passes: " + ", ".join(f"{k} x{v}" for k, v in sorted(manager.fired.items())))
+    notes.extend(input_preprocessing(model))
     return MxExport(make_graph(builder.nodes, heads), builder.arg_params, builder.aux_params, notes, shapes)
 
 

@@ -5,6 +5,18 @@
 - :class:`FoldConstants`: a node whose inputs are all constants is evaluated once (ONNX reference
   evaluator) and replaced by an initializer; ``Shape``/``Size`` of a statically shaped value are constants
   too, so shape-computing subgraphs (``Shape -> Gather -> Concat -> Reshape``) collapse to constants.
+
+Degenerate shapes left by tf2onnx when a spatial size is 1 (e.g. a 32 px ResNet's last stage), rewritten
+into plainer ops with the same arithmetic:
+
+- :class:`SplitComputedBias`: ``Conv(x, W, b)`` with a *computed* bias ``b`` of shape (M,) (tf2onnx fuses
+  a residual ``Add`` of a (N, M, 1, 1) tensor into the bias) = ``Add(Conv(x, W), Reshape(b, (1, M, 1, ..)))``:
+  the convolution adds its bias after the sum over the window, exactly as the separate ``Add`` does.
+- :class:`DegenerateReduce`: ``ReduceMean/Sum/Max/Min`` over axes that all have size 1 = ``Reshape`` to the
+  output shape (the mean/sum/max of one element is that element).
+- :class:`ReshapeBroadcastOperand`: a binary ``Add/Sub/Mul/Div`` whose computed operand has as many
+  elements as the output but another shape (``(C,)`` against ``(1, 1, 1, C)``): broadcasting then only
+  prepends ones, so the operand is ``Reshape``d to the output shape (same elements, same order).
 """
 
 from __future__ import annotations
@@ -16,7 +28,15 @@ import onnx_ir as ir
 from onnx.reference import ReferenceEvaluator
 
 from nnbridge.hub.passes.base import NodePass
-from nnbridge.hub.passes.graph import CAFFE_DOMAIN, attr, const_array, new_const, remove_unused, shape_of
+from nnbridge.hub.passes.graph import (
+    CAFFE_DOMAIN,
+    attr,
+    const_array,
+    new_const,
+    remove_unused,
+    replace_chain,
+    shape_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,4 +125,93 @@ def _evaluate(node: ir.Node, arrays: list[np.ndarray | None]) -> list[np.ndarray
     return [np.asarray(o) for o in outputs]
 
 
-__all__ = ["FoldConstants", "RemoveIdentity"]
+def _shaped(node: ir.Node, like: ir.Value, shape: tuple[int, ...] | None = None) -> ir.Node:
+    """Give the node's single output the type of ``like`` and ``shape`` (default: like's shape)."""
+    out = node.outputs[0]
+    out.type = like.type
+    out.shape = ir.Shape(list(shape)) if shape is not None else like.shape
+    return node
+
+
+def _reshape(graph: ir.Graph, x: ir.Value, shape: tuple[int, ...], name: str) -> ir.Node:
+    target = new_const(graph, f"{name}.shape", np.asarray(shape, dtype=np.int64))
+    return _shaped(ir.node("Reshape", [x, target], name=name), x, shape)
+
+
+class SplitComputedBias(NodePass):
+    """``Conv(x, W, b computed)`` -> ``Add(Conv(x, W), Reshape(b))`` (see the module docstring)."""
+
+    name = "split-computed-bias"
+
+    def visit(self, graph: ir.Graph, node: ir.Node) -> bool:
+        if node.op_type != "Conv" or node.domain != "" or len(node.inputs) < 3 or node.inputs[2] is None:
+            return False
+        bias, out = node.inputs[2], node.outputs[0]
+        shape, bias_shape = shape_of(out), shape_of(bias)
+        if const_array(bias) is not None or shape is None or bias_shape is None or len(bias_shape) != 1:
+            return False
+        base = node.name or "conv"
+        conv = _shaped(ir.node("Conv", [node.inputs[0], node.inputs[1]], dict(node.attributes.items()),
+                               name=f"{base}/nobias", metadata_props=dict(node.metadata_props)), out)
+        conv.outputs[0].name = f"{out.name}/nobias"
+        column = _reshape(graph, bias, (1, bias_shape[0]) + (1,) * (len(shape) - 2), f"{base}/bias")
+        column.outputs[0].name = f"{out.name}/bias"
+        add = _shaped(ir.node("Add", [conv.outputs[0], column.outputs[0]], name=base), out)
+        replace_chain(graph, [node], [conv, column, add], [out], [add.outputs[0]])
+        return True
+
+
+class DegenerateReduce(NodePass):
+    """A reduction over size-1 axes -> Reshape."""
+
+    name = "degenerate-reduce"
+
+    def visit(self, graph: ir.Graph, node: ir.Node) -> bool:
+        if node.domain != "" or node.op_type not in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"):
+            return False
+        x, out = node.inputs[0], node.outputs[0]
+        shape = shape_of(x) if x is not None else None
+        out_shape = shape_of(out)
+        if x is None or shape is None or out_shape is None or not shape:
+            return False
+        if len(node.inputs) > 1 and node.inputs[1] is not None:
+            axes_arr = const_array(node.inputs[1])
+            if axes_arr is None:
+                return False
+            axes = [int(a) for a in axes_arr.reshape(-1)]
+        else:
+            axes = attr(node, "axes", None)
+        if not axes:  # all axes (or noop_with_empty_axes, left alone)
+            return False
+        if any(shape[int(a) % len(shape)] != 1 for a in axes):
+            return False
+        new = _reshape(graph, x, out_shape, node.name or "reduce")
+        replace_chain(graph, [node], [new], [out], [new.outputs[0]])
+        return True
+
+
+class ReshapeBroadcastOperand(NodePass):
+    """A computed binary operand with the output's element count but another shape -> Reshape it."""
+
+    name = "reshape-broadcast-operand"
+
+    def visit(self, graph: ir.Graph, node: ir.Node) -> bool:
+        if node.domain != "" or node.op_type not in ("Add", "Sub", "Mul", "Div") or len(node.inputs) != 2:
+            return False
+        out_shape = shape_of(node.outputs[0])
+        if out_shape is None:
+            return False
+        for i, value in enumerate(node.inputs):
+            shape = shape_of(value) if value is not None else None
+            if value is None or shape is None or shape == out_shape or const_array(value) is not None:
+                continue
+            if int(np.prod(shape)) != int(np.prod(out_shape)) or len(shape) > len(out_shape):
+                continue
+            new = _reshape(graph, value, out_shape, f"{node.name or node.op_type}/operand{i}")
+            graph.insert_before(node, new)
+            node.replace_input_with(i, new.outputs[0])
+            return True
+        return False
+
+
+__all__ = ["DegenerateReduce", "FoldConstants", "RemoveIdentity", "ReshapeBroadcastOperand", "SplitComputedBias"]

@@ -1,8 +1,14 @@
-"""Resize -> UpSampling (nearest) / BilinearResize2D (linear, align_corners); SSD ops refused.
+"""Resize -> UpSampling/repeat (nearest) / BilinearResize2D (linear: half_pixel, align_corners); SSD ops refused.
 
-- Nearest with ``coordinate_transformation_mode="asymmetric"``, ``nearest_mode="floor"`` and one integer
-  scale ``s`` on both spatial axes (output ``= s * input``): ``y[i, j] = x[floor(i / s), floor(j / s)]``,
-  which is MXNet ``UpSampling(scale=s, sample_type="nearest")`` (each value repeated ``s x s`` times).
+- Nearest with integer scales ``s`` (output ``= s * input``) whose coordinates read pixel ``floor(i / s)``:
+  ``asymmetric`` or ``tf_half_pixel_for_nn`` (``floor((i + 1/2) / s)``) with ``nearest_mode="floor"``, or
+  ``half_pixel``/``pytorch_half_pixel`` with any rounding (``(i + 1/2)/s - 1/2`` lies strictly within 1/2 of
+  ``floor(i / s)``; see :mod:`nnbridge.caffe.export.resize`): ``y[i, j] = x[floor(i / s_h), floor(j / s_w)]``,
+  which is MXNet ``UpSampling(scale=s, sample_type="nearest")`` for one scale (each value repeated ``s x s``
+  times), else ``repeat(axis=2)`` then ``repeat(axis=3)`` (copies).
+- Linear with ``half_pixel``/``pytorch_half_pixel`` coordinates (TensorFlow's ``half_pixel_centers``):
+  ``_contrib_BilinearResize2D(align_corners=False)``, whose source coordinate is ``(o + 1/2) H/Ho - 1/2``
+  clamped at 0, the upper neighbour clamped at ``H - 1`` (PyTorch's rule, the same function).
 - Linear with ``coordinate_transformation_mode="align_corners"`` on 4-D NCHW:
   source coordinate ``i (H - 1) / (Ho - 1)``, bilinear weights; MXNet 1.9
   ``_contrib_BilinearResize2D(height, width, align_corners=True)`` uses the same ratio
@@ -25,16 +31,21 @@ def resize(ctx: ExportContext) -> None:
     if mode == "nearest":
         scale_h, rest_h = divmod(out[2], shape[2])
         scale_w, rest_w = divmod(out[3], shape[3])
-        if rest_h or rest_w or scale_h != scale_w or scale_h < 1:
-            raise ctx.fail(f"nearest resize {shape[2:]} -> {out[2:]} is not one integer scale")
-        if scale_h > 1 and (transform != "asymmetric" or ctx.attr("nearest_mode", "round_prefer_floor") != "floor"):
-            raise ctx.fail(f"nearest resize with {transform}/{ctx.attr('nearest_mode')} is not UpSampling's "
-                           "floor(i / s) rule")
-        ctx.emit("UpSampling", [ctx.x(0)], {"scale": scale_h, "sample_type": "nearest", "num_args": 1})
+        if rest_h or rest_w or scale_h < 1 or scale_w < 1:
+            raise ctx.fail(f"nearest resize {shape[2:]} -> {out[2:]} is not by integer scales")
+        floor = ctx.attr("nearest_mode", "round_prefer_floor") == "floor"
+        if max(scale_h, scale_w) > 1 and not (transform in ("half_pixel", "pytorch_half_pixel") or
+                                              (transform in ("asymmetric", "tf_half_pixel_for_nn") and floor)):
+            raise ctx.fail(f"nearest resize with {transform}/{ctx.attr('nearest_mode')} is not the floor(i / s) rule")
+        if scale_h == scale_w:
+            ctx.emit("UpSampling", [ctx.x(0)], {"scale": scale_h, "sample_type": "nearest", "num_args": 1})
+            return
+        rows = ctx.tmp("repeat", [ctx.x(0)], {"repeats": scale_h, "axis": 2}, suffix="repeat_h")
+        ctx.emit("repeat", [rows], {"repeats": scale_w, "axis": 3})
         return
-    if mode == "linear" and transform == "align_corners":
+    if mode == "linear" and transform in ("align_corners", "half_pixel", "pytorch_half_pixel"):
         ctx.emit("_contrib_BilinearResize2D", [ctx.x(0)],
-                 {"height": int(out[2]), "width": int(out[3]), "align_corners": True})
+                 {"height": int(out[2]), "width": int(out[3]), "align_corners": transform == "align_corners"})
         return
     raise ctx.fail(f"resize mode {mode!r} with {transform!r} coordinates is not exported")
 

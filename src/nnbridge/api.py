@@ -7,6 +7,11 @@ target from ``to`` or the output's extension (``.onnx``; ``.prototxt``, whose we
 ``prefix-symbol.json`` + ``prefix-0000.params``). Every conversion goes through the hub (an ``onnx_ir``
 model) and output files appear atomically: a failed conversion leaves nothing behind.
 
+TensorFlow sources (``load_model``/``convert`` only; see :mod:`nnbridge.tensorflow.formats`): a SavedModel
+directory, a frozen ``.pb``, a Keras ``.keras``/``.h5``, a TF1 checkpoint (``.meta`` or its prefix) or a
+``.tflite`` file; their ``input_shapes`` are NHWC, as TensorFlow sees them; Keras Lambda layers only with
+``allow_lambda=True``.
+
 MXNet sources: the params default to the highest epoch ``prefix-NNNN.params`` beside the symbol; data
 inputs are the variables that are neither parameters nor loss labels, shaped by ``input_shapes`` or by the
 ``__shape__`` attribute MXNet stores for ``mx.sym.var(name, shape=...)``.
@@ -30,7 +35,8 @@ from nnbridge.errors import ConversionError, FormatError
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "caffe", "mxnet")
+FORMATS = ("onnx", "caffe", "mxnet", "tensorflow")
+TARGETS = ("onnx", "caffe", "mxnet")
 _EXTENSIONS = {".onnx": "onnx", ".prototxt": "caffe", ".pt": "caffe", ".json": "mxnet"}
 SYMBOL_SUFFIX = "-symbol.json"
 #: MXNet operators whose inputs after the first are parameters (weights, biases, gammas, moving statistics).
@@ -59,11 +65,18 @@ class ConvertResult:
 
 
 def format_of(path: str | os.PathLike[str], explicit: str | None = None, *, role: str = "source") -> str:
-    """'onnx', 'caffe' or 'mxnet' from ``explicit``, the file extension, or an MXNet checkpoint prefix."""
+    """'onnx', 'caffe', 'mxnet' or (sources only) 'tensorflow' from ``explicit``, the file extension, an MXNet
+    checkpoint prefix, or a TensorFlow source (SavedModel directory, .pb, .keras, .h5, .tflite, checkpoint)."""
+    allowed = FORMATS if role == "source" else TARGETS
     if explicit is not None:
-        if explicit not in FORMATS:
-            raise ConversionError(f"unknown format {explicit!r}; choose one of {', '.join(FORMATS)}")
+        if explicit not in allowed:
+            raise ConversionError(f"unknown {role} format {explicit!r}; choose one of {', '.join(allowed)}")
         return explicit
+    if role == "source":
+        from nnbridge.tensorflow.formats import tf_kind
+
+        if tf_kind(path) is not None:
+            return "tensorflow"
     kind = _EXTENSIONS.get(Path(path).suffix.lower())
     if kind is None and role == "source" and os.path.isfile(os.fspath(path) + SYMBOL_SUFFIX):
         kind = "mxnet"
@@ -71,6 +84,7 @@ def format_of(path: str | os.PathLike[str], explicit: str | None = None, *, role
         raise ConversionError(
             f"{os.fspath(path)}: cannot tell the {role} format from the extension "
             f"{Path(path).suffix or '(none)'!r}; use .onnx, .prototxt or -symbol.json"
+            + ("" if role == "output" else " (TensorFlow: a SavedModel directory, .pb, .keras, .h5, .tflite, .meta)")
             + (" (or --to onnx|caffe|mxnet)" if role == "output" else " (or an MXNet checkpoint prefix)")
         )
     return kind
@@ -161,12 +175,28 @@ def load_model(
     input_shapes: InputShapes | None = None,
     optimize: bool = True,
     random_weights: int | None = None,
+    allow_lambda: bool = False,
+    outputs: Sequence[str] | None = None,
+    signature: str | None = None,
 ) -> tuple[ir.Model, Any]:
-    """Load any supported model file as a hub model; returns (model, weight source or None)."""
+    """Load any supported model file as a hub model; returns (model, weight source or None).
+
+    ``allow_lambda``, ``outputs`` (frozen graphs, checkpoints) and ``signature`` (SavedModels) are options of
+    TensorFlow sources."""
     path = os.fspath(source)
-    if not Path(path).is_file() and not Path(path + SYMBOL_SUFFIX).is_file():
+    if (not Path(path).is_file() and not Path(path + SYMBOL_SUFFIX).is_file() and not Path(path).is_dir()
+            and not Path(path + ".meta").is_file()):
         raise FormatError(path, "no such file")
     kind = format_of(path)
+    if kind == "tensorflow":
+        if weights is not None:
+            raise ConversionError(f"{path}: --weights is not for TensorFlow sources (they hold their weights)")
+        from nnbridge.tensorflow.importer import import_tf
+
+        return import_tf(path, input_shapes=input_shapes, outputs=outputs, signature=signature,
+                         allow_lambda=allow_lambda), None
+    if outputs or signature or allow_lambda:
+        raise ConversionError(f"{path}: --outputs, --signature and --allow-lambda are for TensorFlow sources")
     if kind == "mxnet":
         return _load_mxnet(path, weights, input_shapes), None
     if kind == "onnx":
@@ -252,6 +282,9 @@ def convert(
     atol: float = 1e-6,
     swap_input_channels: bool = False,
     runtimes: Sequence[str | None] | None = None,
+    allow_lambda: bool = False,
+    outputs: Sequence[str] | None = None,
+    signature: str | None = None,
 ) -> ConvertResult:
     """Convert ``source`` (``.prototxt`` + ``weights``, ``.onnx``, or MXNet ``prefix-symbol.json`` +
     ``weights``) into ``output`` (``.onnx``, ``.prototxt``, or an MXNet prefix / ``-symbol.json``).
@@ -263,6 +296,11 @@ def convert(
     run on the same input (reversed for the converted one when swapped) and compared blob by blob (see
     :func:`nnbridge.verify`); the result is in ``ConvertResult.verification``. ``runtimes`` is passed to
     it (e.g. ``("mxnet=/venv-mx/bin/python",)``).
+
+    TensorFlow sources (SavedModel directory, ``.pb``, ``.keras``/``.h5``, TF1 checkpoint, ``.tflite``) take
+    ``input_shapes`` in NHWC, ``allow_lambda`` (run the Python code of Keras Lambda layers), ``outputs``
+    (output nodes of a frozen graph or checkpoint) and ``signature`` (of a SavedModel; default
+    ``serving_default``); verification runs the original model in TensorFlow.
     """
     start = time.perf_counter()
     src, out = os.fspath(source), os.fspath(output)
@@ -270,8 +308,10 @@ def convert(
     written = output_path(out, target)
     if os.path.abspath(src) in (os.path.abspath(out), os.path.abspath(written)):
         raise ConversionError(f"{out}: the output would overwrite the source; choose another name")
+    tf_opts: dict[str, Any] = {"allow_lambda": allow_lambda, "outputs": outputs, "signature": signature}
     model, source_weights = load_model(
-        src, weights=weights, input_shapes=input_shapes, optimize=optimize, random_weights=random_weights
+        src, weights=weights, input_shapes=input_shapes, optimize=optimize, random_weights=random_weights,
+        **tf_opts,
     )
     notes = [n for n in model.metadata_props.get("nnbridge.notes", "").split("\n") if n]
     swapped: list[str] = []
@@ -289,7 +329,7 @@ def convert(
     if verify:
         result.verification = _verify_conversion(src, weights, written, out_weights, source_weights,
                                                  random_weights, input_shapes, rtol, atol,
-                                                 swapped=swapped, runtimes=runtimes)
+                                                 swapped=swapped, runtimes=runtimes, tf_opts=tf_opts)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -297,12 +337,16 @@ def convert(
 def _verify_conversion(src: str, weights: Any, out: str, out_weights: str | None, source_weights: Any,
                        random_weights: int | None, input_shapes: InputShapes | None,
                        rtol: float, atol: float, *, swapped: Sequence[str] = (),
-                       runtimes: Sequence[str | None] | None = None) -> Any:
+                       runtimes: Sequence[str | None] | None = None,
+                       tf_opts: Mapping[str, Any] | None = None) -> Any:
     from functools import partial
 
     from nnbridge.verify.api import verify
 
-    run_verify = partial(verify, swapped_inputs=tuple(swapped), runtimes=runtimes)
+    opts = dict(tf_opts or {})
+    run_verify = partial(verify, swapped_inputs=tuple(swapped), runtimes=runtimes,
+                         allow_lambda=bool(opts.get("allow_lambda")), outputs=opts.get("outputs"),
+                         signature=opts.get("signature"))
 
     if weights is None and random_weights is not None:
         # the random blobs the importer drew become a caffemodel, so that Caffe runs the same weights

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnbridge import __version__
+from nnbridge.cli_data import add_data_parser
 from nnbridge.errors import ConversionError, NNBridgeError
 
 logger = logging.getLogger("nnbridge")
@@ -49,15 +50,17 @@ def _floats(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nnbridge", description="Convert trained networks between Caffe, ONNX and MXNet exactly, and prove it.")
+        prog="nnbridge", description="Convert trained networks between Caffe, ONNX, MXNet and TensorFlow/Keras "
+        "exactly, and prove it.")
     parser.add_argument("--version", action="version", version=f"nnbridge {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v: INFO logging, -vv: DEBUG")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("convert", help="convert a model (.prototxt + .caffemodel <-> .onnx <-> MXNet)")
-    p.add_argument("source", help="source model: .prototxt (with --weights), .onnx, or MXNet prefix-symbol.json "
-                   "(or a checkpoint prefix)")
+    p.add_argument("source", help="source model: .prototxt (with --weights), .onnx, MXNet prefix-symbol.json "
+                   "(or a checkpoint prefix), or TensorFlow: a SavedModel directory, .pb, .keras, .h5, .tflite, "
+                   "a TF1 checkpoint (.meta or its prefix)")
     p.add_argument("-o", "--output", required=True,
                    help="output: .onnx, .prototxt (+ .caffemodel beside it), or an MXNet prefix with --to mxnet "
                    "(writes prefix-symbol.json + prefix-0000.params)")
@@ -70,8 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the converted model takes the image input's colour channels reversed (RGB <-> BGR): "
                    "the weights of the convolutions reading it are permuted")
     p.add_argument("--caffe-dialect", default="bvlc", choices=_DIALECTS, help="Caffe flavour to write")
-    p.add_argument("--input-shape", action="append", metavar="NAME=D,D,..", help="fix an input's shape")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D,D,..",
+                   help="fix an input's shape (TensorFlow sources: NHWC, as TensorFlow sees it)")
     p.add_argument("--verify", action="store_true", help="run both models and compare every blob")
+    _tensorflow_options(p)
     p.add_argument("--no-optimize", action="store_true", help="do not fold constants of ONNX sources")
     _runtime_option(p)
     p.set_defaults(func=cmd_convert)
@@ -94,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-4, help="max relative error per blob (default 1e-4)")
     p.add_argument("--atol", type=float, default=1e-6, help="absolute error that always passes")
     _runtime_option(p)
+    _tensorflow_options(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("inspect", help="layers/nodes, shapes, parameter counts, unsupported layers")
@@ -120,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("example", help="write the built-in example net, convert it both ways, verify")
     p.add_argument("-o", "--outdir", default="nnbridge-example", help="directory to write (default ./nnbridge-example)")
     p.set_defaults(func=cmd_example)
+    add_data_parser(sub)
     return parser
 
 
@@ -127,6 +134,21 @@ def _runtime_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", action="append", metavar="NAME[=PYTHON]",
                         help="interpreter of a runtime, e.g. mxnet=/venv-mx/bin/python (default: "
                         "$NNBRIDGE_MXNET_PYTHON, or this Python when it imports mxnet); repeatable")
+
+
+def _tensorflow_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("TensorFlow sources")
+    group.add_argument("--allow-lambda", action="store_true",
+                       help="run the Python code of Keras Lambda layers (only for models you trust)")
+    group.add_argument("--outputs", metavar="NAME[,NAME..]",
+                       help="output nodes of a frozen .pb or TF1 checkpoint (default: the nodes nobody consumes)")
+    group.add_argument("--signature", metavar="NAME", help="SavedModel signature (default: serving_default)")
+
+
+def _tf_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The TensorFlow options given on the command line, as :func:`nnbridge.convert` keyword arguments."""
+    outputs = [o for o in (args.outputs or "").split(",") if o] or None
+    return {"allow_lambda": args.allow_lambda, "outputs": outputs, "signature": args.signature}
 
 
 def _runtimes(items: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -148,6 +170,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         input_shapes=parse_input_shapes(args.input_shape), verify=args.verify,
         optimize=not args.no_optimize, random_weights=args.random_weights,
         swap_input_channels=args.swap_input_channels, runtimes=_runtimes(args.runtime),
+        **_tf_kwargs(args),  # type: ignore[arg-type]
     )
     written = result.output + (f" + {result.output_weights}" if result.output_weights else "")
     print(f"{result.source} ({result.source_format}) -> {written} ({result.target_format}) "
@@ -189,6 +212,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.source, args.converted, source_weights=args.weights, converted_weights=args.converted_weights,
         input_shapes=parse_input_shapes(args.input_shape), image=args.image, preprocess=preprocess,
         seed=args.seed, rtol=args.rtol, atol=args.atol, runtimes=_runtimes(args.runtime),
+        **_tf_kwargs(args),  # type: ignore[arg-type]
     )
     print(_report_text(report))
     if not getattr(report, "passed", True):

@@ -87,6 +87,8 @@ def summarize(path: str | os.PathLike[str], *, weights: str | os.PathLike[str] |
     from nnbridge.errors import FormatError
 
     source = os.fspath(path)
+    if Path(source).exists() and format_of(source) == "tensorflow":
+        return _summarize_tensorflow(source, input_shapes)
     if not Path(source).is_file():
         raise FormatError(source, "no such file")
     if format_of(source) == "onnx":
@@ -149,6 +151,21 @@ def _summarize_caffe(source: str, weights: Any, input_shapes: Any) -> Summary:
             value = values[i] if values is not None and i < len(values) else None
             blobs[top] = value
             row.shapes[i] = None if value is None else _shape(value)
+    return summary
+
+
+def _summarize_tensorflow(source: str, input_shapes: Any) -> Summary:
+    """A TensorFlow source, summarised as the hub model the importer makes of it (NHWC ``input_shapes``)."""
+    import tempfile
+
+    from nnbridge.onnx.formats import save_onnx
+    from nnbridge.tensorflow.importer import import_tf
+
+    with tempfile.TemporaryDirectory(prefix="nnbridge-inspect-") as tmp:
+        hub = os.path.join(tmp, "hub.onnx")
+        save_onnx(import_tf(source, input_shapes=input_shapes), hub)
+        summary = _summarize_onnx(hub, None)
+    summary.source, summary.format = source, "tensorflow"
     return summary
 
 

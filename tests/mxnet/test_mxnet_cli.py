@@ -12,18 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nnbridge.cli import main
 from nnbridge.verify.worker import available_runtimes
+from support.cli import run
 from support.mxnet_env import mxnet_python, run_mxnet
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(args)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def runtime() -> list[str]:

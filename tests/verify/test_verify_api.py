@@ -55,9 +55,9 @@ def test_model_file_errors(tmp_path: Path) -> None:
     (tmp_path / "net.prototxt").write_text("input: 'x'\n")
     with pytest.raises(NNBridgeError, match=r"net\.caffemodel not found"):
         verify(tmp_path / "net.prototxt", a)
-    (tmp_path / "m.h5").write_text("")
+    (tmp_path / "m.bin").write_text("")
     with pytest.raises(NNBridgeError, match="cannot tell the model kind"):
-        verify(a, tmp_path / "m.h5")
+        verify(a, tmp_path / "m.bin")
 
 
 def test_inputs_are_deterministic_and_images_preprocessed(shared_models: Path) -> None:

@@ -37,14 +37,17 @@ RUNTIME_LABELS = {
     "opencv": "Caffe via OpenCV DNN",
     "onnxruntime": "onnxruntime",
     "mxnet": "MXNet",
+    "tensorflow": "TensorFlow",
 }
 
 
 @dataclass(frozen=True)
 class ModelFiles:
-    kind: str  # "caffe" | "onnx" | "mxnet"
+    kind: str  # "caffe" | "onnx" | "mxnet" | "tensorflow"
     path: str
     weights: str | None = None
+    #: loader options of a TensorFlow source (allow_lambda, outputs, signature), passed to its runtime
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def paths(self) -> list[str | None]:
@@ -101,6 +104,12 @@ def model_files(path: str | os.PathLike[str], weights: str | os.PathLike[str] | 
     an MXNet symbol (or checkpoint prefix)."""
     text = os.fspath(path)
     suffix = Path(text).suffix.lower()
+    from nnbridge.tensorflow.formats import tf_kind
+
+    if tf_kind(text) is not None:
+        if not os.path.exists(text) and not os.path.isfile(text + ".meta"):
+            raise NNBridgeError(f"{text}: no such model file or directory")
+        return ModelFiles("tensorflow", text)
     if suffix == ".json" or (not os.path.isfile(text) and os.path.isfile(text + "-symbol.json")):
         from nnbridge.api import mxnet_files
 
@@ -118,13 +127,21 @@ def model_files(path: str | os.PathLike[str], weights: str | os.PathLike[str] | 
             hint = "give its weights (.caffemodel)" if weights is None else "check the path"
             raise NNBridgeError(f"{text}: weights {found} not found ({hint})")
         return ModelFiles("caffe", text, found)
-    raise NNBridgeError(f"{text}: cannot tell the model kind from the name (use .prototxt, .onnx or "
-                        "-symbol.json)")
+    raise NNBridgeError(f"{text}: cannot tell the model kind from the name (use .prototxt, .onnx, "
+                        "-symbol.json, or a TensorFlow SavedModel/.pb/.keras/.h5/.tflite/checkpoint)")
 
 
 def input_specs(model: ModelFiles,
                 input_shapes: Mapping[str, Sequence[int]] | None = None) -> list[tuple[str, tuple[int, ...]]]:
-    """``[(name, shape)]`` of the model's inputs (symbolic ONNX dimensions become 1)."""
+    """``[(name, shape)]`` of the model's inputs (symbolic ONNX dimensions become 1). TensorFlow images are
+    given NCHW here (``input_shapes`` are NHWC, as TensorFlow sees them): the TensorFlow runtime takes and
+    returns rank-4 tensors NCHW, like the converted model."""
+    if model.kind == "tensorflow":
+        from nnbridge.tensorflow.formats import load_tf
+        from nnbridge.verify.runtimes.tensorflow_rt import parse_options
+
+        loaded_tf = load_tf(model.path, input_shapes=input_shapes, **parse_options(dict(model.options)))
+        return [(i.name, i.hub_shape) for i in loaded_tf.inputs]
     if model.kind == "caffe":
         from nnbridge.caffe.formats.net import load_caffe
 
@@ -151,6 +168,37 @@ def input_specs(model: ModelFiles,
             logger.info("input %s has symbolic dimensions %s: using 1 for them", name, value.shape)
         specs.append((name, tuple(d if isinstance(d, int) else 1 for d in dims)))
     return specs
+
+
+def nhwc_intermediates(ref: dict[str, np.ndarray], got: Mapping[str, np.ndarray]) -> list[str]:
+    """The TensorFlow runtime gives rank-4 blobs NCHW; an intermediate the converted model still holds NHWC
+    (a layout transpose tf2onnx could not push past it) is compared NHWC: ``ref`` is changed in place."""
+    outputs = set(getattr(ref, "outputs", ()))
+    kept = []
+    for name, array in list(ref.items()):
+        other = got.get(name)
+        if name in outputs or other is None or array.ndim != 4 or other.shape == array.shape:
+            continue
+        if other.shape == array.transpose(0, 2, 3, 1).shape:
+            ref[name] = np.ascontiguousarray(array.transpose(0, 2, 3, 1))
+            kept.append(name)
+    if not kept:
+        return []
+    shown = ", ".join(kept[:5]) + (", ..." if len(kept) > 5 else "")
+    return [f"compared in NHWC, as the converted model holds them ({len(kept)}): {shown}"]
+
+
+def tf_options(model: ModelFiles, allow_lambda: bool, outputs: Sequence[str] | None,
+               signature: str | None) -> ModelFiles:
+    """``model`` with the TensorFlow loader options (ignored for other kinds)."""
+    if model.kind != "tensorflow":
+        return model
+    options = [("allow_lambda", "1")] if allow_lambda else []
+    if outputs:
+        options.append(("outputs", ",".join(outputs)))
+    if signature:
+        options.append(("signature", signature))
+    return ModelFiles(model.kind, model.path, model.weights, tuple(options))
 
 
 def choose_runtimes(runtimes: Sequence[str | None] | None, source_kind: str, converted_kind: str) -> tuple[str, str]:
@@ -195,6 +243,9 @@ def verify(
     intermediates: bool = True,
     timeout: float | None = None,
     swapped_inputs: Sequence[str] = (),
+    allow_lambda: bool = False,
+    outputs: Sequence[str] | None = None,
+    signature: str | None = None,
 ) -> VerifyReport:
     """Run ``source`` and ``converted`` on the same inputs and compare outputs and shared intermediates.
 
@@ -204,8 +255,12 @@ def verify(
     runtime wherever it runs, so ``runtimes=("mxnet=/venv-mx/bin/python",)`` serves either side.
     ``swapped_inputs``: inputs whose colour channels the converted model expects reversed (RGB <-> BGR,
     ``convert(swap_input_channels=True)``): it gets them reversed, and they are not compared.
+
+    A TensorFlow source (SavedModel directory, ``.pb``, ``.keras``/``.h5``, checkpoint, ``.tflite``) runs in
+    TensorFlow (runtime ``tensorflow``) on the NHWC transpose of the NCHW inputs the converted model gets;
+    ``allow_lambda``, ``outputs`` and ``signature`` are its loader options (as for ``convert``).
     """
-    src = model_files(source, source_weights)
+    src = tf_options(model_files(source, source_weights), allow_lambda, outputs, signature)
     dst = model_files(converted, converted_weights)
     specs = input_specs(src, input_shapes)
     inset: InputSet = given_inputs(inputs, specs) if inputs is not None else \
@@ -223,10 +278,12 @@ def verify(
             array = converted_inputs[name]
             converted_inputs[name] = np.ascontiguousarray(array[:, channel_permutation(array.shape[1])])
         notes.append(f"converted model fed {', '.join(swapped_inputs)} with the colour channels reversed")
-    ref = run_in_worker(src_rt, src.paths, inset.arrays, **kwargs)
+    ref = run_in_worker(src_rt, src.paths, inset.arrays, options=dict(src.options), **kwargs)
     got = run_in_worker(dst_rt, dst.paths, converted_inputs, **kwargs)
     for name in swapped_inputs:
         got.pop(name, None)
+    if src.kind == "tensorflow":
+        notes.extend(nhwc_intermediates(ref, got))
     comparison = compare(ref, got, outputs=ref.outputs, rtol=rtol, atol=atol)
     only_ref = [name for name in ref if name not in got]
     if only_ref:

@@ -9,8 +9,11 @@ another interpreter (environment variable ``NNBRIDGE_CAFFE_PYTHON``). Exchange f
 - failure: exit status 3 and a JSON file ``{"type", "message"}`` (``--error``). A crash (Caffe aborts on
   a failed CHECK) leaves no such file: the exit status and the end of stderr are reported instead.
 
-Runtime names: ``pycaffe``, ``opencv`` (Caffe files), ``onnxruntime`` (ONNX files) and ``mxnet`` (MXNet
-checkpoints); ``--plugin`` imports modules (or .py files) first, e.g. ones declaring extra custom ops.
+Runtime names: ``pycaffe``, ``opencv`` (Caffe files), ``onnxruntime`` (ONNX files), ``mxnet`` (MXNet
+checkpoints) and ``tensorflow`` (any TensorFlow source: SavedModel, .pb, .keras/.h5, checkpoint, .tflite;
+NCHW in and out, see :mod:`nnbridge.verify.runtimes.tensorflow_rt`); ``--option KEY=VALUE`` passes loader
+options (``allow_lambda``, ``outputs``, ``signature``) to the TensorFlow runtime; ``--plugin`` imports
+modules (or .py files) first, e.g. ones declaring extra custom ops.
 
 MXNet 1.9.1 needs numpy < 1.24 and so usually lives in its own environment: its interpreter is given as
 ``mxnet=/path/to/python`` (CLI ``--runtime``, API ``runtimes=``), else by ``$NNBRIDGE_MXNET_PYTHON``, else this
@@ -40,7 +43,7 @@ from nnbridge.errors import NNBridgeError
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("pycaffe", "opencv", "onnxruntime", "mxnet")
+RUNTIMES = ("pycaffe", "opencv", "onnxruntime", "mxnet", "tensorflow")
 ERROR_STATUS = 3
 CAFFE_PYTHON_ENV = "NNBRIDGE_CAFFE_PYTHON"
 MXNET_PYTHON_ENV = "NNBRIDGE_MXNET_PYTHON"
@@ -117,6 +120,7 @@ def available_runtimes() -> dict[str, bool]:
         "opencv": importlib.util.find_spec("cv2") is not None,
         "onnxruntime": importlib.util.find_spec("onnxruntime") is not None,
         "mxnet": _mxnet_available(),
+        "tensorflow": importlib.util.find_spec("tensorflow") is not None,
     }
 
 
@@ -149,11 +153,13 @@ def resolve_runtime(runtime: str) -> str:
 def run_in_worker(runtime: str, model_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | None],
                   inputs: Mapping[str, np.ndarray], *, python: str | None = None,
                   timeout: float | None = DEFAULT_TIMEOUT, intermediates: bool = True,
-                  plugins: Sequence[str | os.PathLike[str]] = ()) -> RunResult:
+                  plugins: Sequence[str | os.PathLike[str]] = (),
+                  options: Mapping[str, str] | None = None) -> RunResult:
     """Run ``runtime`` on a model (``path`` or ``(model, weights)``) in a fresh process; return every blob.
 
     ``runtime`` may name its interpreter: ``mxnet=/path/to/python`` (as ``python=`` does).
     ``plugins`` (module names or .py files) are imported in the worker first, e.g. to declare custom ops.
+    ``options`` are loader options of the TensorFlow runtime (``allow_lambda``, ``outputs``, ``signature``).
     """
     runtime, named_python = split_runtime(runtime)
     runtime = resolve_runtime(runtime)
@@ -178,6 +184,8 @@ def run_in_worker(runtime: str, model_paths: str | os.PathLike[str] | Sequence[s
         for plugin in plugins:
             text = os.fspath(plugin)
             command += ["--plugin", os.path.abspath(text) if text.endswith(".py") else text]
+        for key, value in (options or {}).items():
+            command += ["--option", f"{key}={value}"]
         logger.debug("running %s", " ".join(command))
         try:
             proc = subprocess.run(command, env=_worker_env(python), capture_output=True, text=True,
@@ -229,7 +237,8 @@ def load_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def run_runtime(runtime: str, model: str, weights: str | None, inputs: Mapping[str, np.ndarray], *,
-                intermediates: bool = True) -> tuple[dict[str, np.ndarray], list[str]]:
+                intermediates: bool = True, options: Mapping[str, str] | None = None
+                ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Run in this process; return (all blobs, names of the model's outputs)."""
     if runtime == "pycaffe":
         from nnbridge.verify.runtimes import caffe_pycaffe
@@ -250,6 +259,10 @@ def run_runtime(runtime: str, model: str, weights: str | None, inputs: Mapping[s
         from nnbridge.verify.runtimes import mxnet_rt
 
         blobs, outputs = mxnet_rt.run_net(model, weights, inputs, intermediates=intermediates)
+    elif runtime == "tensorflow":
+        from nnbridge.verify.runtimes import tensorflow_rt
+
+        blobs, outputs = tensorflow_rt.run_net(model, inputs, intermediates=intermediates, options=options)
     else:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if not intermediates:
@@ -283,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--outputs-only", action="store_true")
     parser.add_argument("--plugin", action="append", default=[],
                         help="module name or .py file to import first (e.g. to declare custom ops)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a loader option of the runtime (tensorflow: allow_lambda, outputs, signature)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -290,8 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for plugin in args.plugin:
             load_plugin(plugin)
         inputs, _ = load_arrays(args.inputs)
+        options = dict(item.partition("=")[::2] for item in args.option)
         blobs, outputs = run_runtime(args.runtime, args.model, args.weights, inputs,
-                                     intermediates=not args.outputs_only)
+                                     intermediates=not args.outputs_only, options=options)
         save_arrays(args.out, blobs, {"runtime": args.runtime, "outputs": outputs})
     except Exception as exc:  # reported to the parent, which raises a clean NNBridgeError
         with open(args.error, "w", encoding="utf-8") as handle:

@@ -179,10 +179,7 @@ def converted() -> dict[str, CaseResult]:
 
 
 #: (case, target) -> why the converted model cannot match today (strict xfail: fixing it makes the test fail)
-KNOWN_GAPS = {
-    ("resizing_bilinear_5_to_7", "mxnet"): "tf2onnx writes Resize with float scales 7/5 -> 1.4f, and ONNX's "
-    "floor(5 * 1.4f) = 6 rows instead of TensorFlow's 7: the hub model is already wrong (importer: use sizes)",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _op_params() -> list[object]:

@@ -234,8 +234,11 @@ class FoldRepeatUpsample(NodePass):
 
 
 def nchw_cleanup() -> PassManager:
-    """The passes run on every model imported from TensorFlow/Keras (pairs first: that exposes flattens)."""
-    return PassManager([FoldTransposePair(), FoldRepeatUpsample(), FoldFlattenTranspose()])
+    """The passes run on every model imported from TensorFlow/Keras (pairs first: that exposes flattens; and
+    TensorFlow's size-based resizes, :mod:`nnbridge.hub.passes.tf_resize`)."""
+    from nnbridge.hub.passes.tf_resize import ResizeScalesToSizes
+
+    return PassManager([FoldTransposePair(), FoldRepeatUpsample(), FoldFlattenTranspose(), ResizeScalesToSizes()])
 
 
 __all__ = ["FoldFlattenTranspose", "FoldRepeatUpsample", "FoldTransposePair", "nchw_cleanup", "nhwc_row_order"]

@@ -1,4 +1,5 @@
-"""Resize (nearest, integer scale factors) -> Upsample (dialects that have the fork layer) or an exact Deconvolution.
+"""Resize (nearest, integer scale factors) -> Upsample (dialects that have the fork layer) or an exact Deconvolution;
+bilinear with ``align_corners`` coordinates (any sizes) -> the DeepLab fork's ``Interp`` where the dialect has it.
 
 Nearest upsampling by an integer factor ``s`` reads input pixel ``i // s`` for output ``i``. ONNX's
 nearest Resize does that exactly for ``coordinate_transformation_mode`` ``half_pixel`` /
@@ -37,6 +38,11 @@ def resize(ctx: ExportContext) -> list[Layer]:
     mode = ctx.attr("mode", "nearest")
     if mode not in ("nearest", "linear"):
         raise ctx.fail(f"mode {mode!r} is not exported (only nearest and linear with integer factors)")
+    if (mode == "linear" and ctx.attr("coordinate_transformation_mode", "half_pixel") == "align_corners"
+            and ctx.dialect.allows("Interp")):
+        # DeepLab's Interp maps output o to input o (H - 1) / (Ho - 1) (0 when Ho = 1): ONNX's align_corners
+        return [ctx.layer("Interp", [ctx.x(0)], [ctx.y(0)], "interp_param",
+                          {"height": int(out[2]), "width": int(out[3])})]
     if any(o % i for o, i in zip(out[2:], shape[2:], strict=False)):
         raise ctx.fail(f"non-integer scale {shape[2:]} -> {out[2:]}")
     sh, sw = (o // i for o, i in zip(out[2:], shape[2:], strict=False))
@@ -44,7 +50,8 @@ def resize(ctx: ExportContext) -> list[Layer]:
     if mode == "linear":
         if ctm not in ("half_pixel", "pytorch_half_pixel") or ctx.node.op_type == "Upsample":
             raise ctx.fail(f"linear resize with coordinate_transformation_mode {ctm!r} is not exported "
-                           "(only half_pixel: TensorFlow's half_pixel_centers, PyTorch's align_corners=False)")
+                           "(only half_pixel: TensorFlow's half_pixel_centers, PyTorch's align_corners=False; "
+                           "align_corners needs the Interp layer: --caffe-dialect opencv)")
         return _bilinear(ctx, shape, sh, sw)
     nearest = ctx.attr("nearest_mode", "round_prefer_floor")
     exact = ctm in ("half_pixel", "pytorch_half_pixel") or (ctm in ("asymmetric", "tf_half_pixel_for_nn")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
+# pycaffe's C++ protobuf must be loaded before TensorFlow's (the TF tests import keras when collected), else Caffe
+# segfaults in this process (the reference install's documented import order)
+with contextlib.suppress(ImportError):
+    import caffe  # noqa: F401
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 

@@ -3,8 +3,9 @@
 ONNX computes the output size as ``floor(in * scale)`` and maps coordinates with ``scale`` itself. When
 ``size / in`` is not exact in float32 (Keras ``Resizing(7, 9)`` of a 5x6 map: ``7/5 -> 1.4f``,
 ``5 * 1.4f = 6.9999998``), ONNX shape inference, and so every exporter that follows it, gives 6 rows where
-TensorFlow gives 7 (onnxruntime happens to compute 7), and coordinates are mapped with ``1.4f``, not ``7/5``. :class:`ResizeScalesToSizes` gives such a Resize the ``sizes`` input ``round(in * scale)``
-instead: ONNX then uses ``size / in`` exactly as TensorFlow does. It only fires where ``in * scale`` is within
+TensorFlow gives 7 (onnxruntime happens to compute 7), and coordinates are mapped with ``1.4f``, not ``7/5``.
+:class:`ResizeScalesToSizes` gives such a Resize the ``sizes`` input ``round(in * scale)`` instead: ONNX then
+uses ``size / in`` exactly as TensorFlow does. It only fires where ``in * scale`` is within
 float32 rounding of an integer that ``floor`` misses, so resizes whose scales are exact keep their form.
 """
 

@@ -12,9 +12,10 @@ and times, best of ``--repeat`` after one warm-up pass (the database in the page
 - ``DataLayerReader`` (nnbridge's core, this Python): batches of one pass;
 - ``CaffeDataIter`` in MXNet's Python (env ``NNBRIDGE_MXNET_PYTHON``, else ``<repo>/.venv-mxnet/bin/python``):
   one epoch, batches converted to ``mx.nd`` arrays;
-- real Caffe (pycaffe in this Python): ``net.forward()`` of a net holding only the Data layer, as many forwards as
-  a pass has batches. A pycaffe built without LMDB support reports ``Unknown database backend`` and is listed as
-  unavailable.
+- real Caffe: ``net.forward()`` of a net holding only the Data layer, as many forwards as a pass has batches, in the
+  Caffe built with LMDB/LevelDB/OpenCV (env ``NNBRIDGE_CAFFE_DATA_PYTHON``, else ``<repo>/.venv-caffe-data/bin/python``
+  when it exists, else pycaffe in this Python; ``bash .ci/caffe-data.sh`` builds it). A pycaffe built without LMDB
+  support reports ``Unknown database backend`` and is listed as unavailable.
 
 Caffe's data layer prefetches batches in a background thread (``prefetch: 4``); nnbridge reads in the caller's
 thread. Usage: python benchmarks/caffe_data.py [--workdir DIR] [--count-gray N] [--count-jpeg N] [--repeat N]
@@ -61,7 +62,7 @@ RUNNERS = {
                                        "    try:\n        batch = it.next()\n"
                                        "    except StopIteration:\n        it.reset()\n        batch = it.next()\n"
                                        "    batch.data[0].wait_to_read()", "step()"),
-    "real Caffe Data layer (pycaffe)": ("import caffe\nopen('net.prototxt', 'w').write(open(prototxt).read())\n"
+    "real Caffe Data layer": ("import caffe\nopen('net.prototxt', 'w').write(open(prototxt).read())\n"
                                         "net = caffe.Net('net.prototxt', caffe.TRAIN if phase == 'TRAIN' else "
                                         "caffe.TEST)", "net.forward()"),
 }
@@ -77,6 +78,12 @@ def make_images(folder: Path, count: int, size: int, gray: bool, suffix: str) ->
         small = rng.integers(0, 256, (size // 8, size // 8) if gray else (size // 8, size // 8, 3), dtype=np.uint8)
         cv2.imwrite(str(folder / f"c{i % 10}" / f"{i:06d}{suffix}"), cv2.resize(small, (size, size)))
     return folder
+
+
+def caffe_data_python() -> str:
+    """The interpreter of the Caffe built with LMDB: $NNBRIDGE_CAFFE_DATA_PYTHON, .venv-caffe-data, or this one."""
+    local = ROOT / ".venv-caffe-data" / "bin" / "python"
+    return os.environ.get("NNBRIDGE_CAFFE_DATA_PYTHON") or (str(local) if local.is_file() else sys.executable)
 
 
 def run(python: str, runner: str, prototxt: Path, phase: str, batches: int, repeat: int, cwd: Path) -> str | float:
@@ -105,6 +112,8 @@ def main() -> int:
     from nnbridge.caffe.data.imageset import make_lmdb
 
     mx_python = os.environ.get("NNBRIDGE_MXNET_PYTHON") or str(ROOT / ".venv-mxnet" / "bin" / "python")
+    caffe_python = caffe_data_python()
+    logger.info("real Caffe: %s", caffe_python)
     with tempfile.TemporaryDirectory(prefix="nnbridge-data-bench-") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -126,7 +135,7 @@ def main() -> int:
                 """))
             batches = count // batch
             for runner in RUNNERS:
-                python = mx_python if "MXNet" in runner else sys.executable
+                python = mx_python if "MXNet" in runner else caffe_python if "Caffe Data" in runner else sys.executable
                 seconds = run(python, runner, prototxt, phase, batches, args.repeat, work)
                 figure = seconds if isinstance(seconds, str) else f"{batches * batch / seconds:,.0f} images/s"
                 rows.append((name, runner, figure))

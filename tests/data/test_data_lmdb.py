@@ -136,3 +136,25 @@ def test_leveldb_backend(tmp_path: Path) -> None:
                              f'"{tmp_path / "ldb"}" batch_size: 3 backend: LEVELDB }} }}')
     data, label = reader.next_batch()
     assert label.tolist() == [0, 1, 2] and data[:, 0, 0, 0].tolist() == [3, 5, 7]
+
+
+@pytest.mark.caffe
+def test_leveldb_against_pycaffe(tmp_path: Path) -> None:
+    """A LevelDB of raw Datums (written with plyvel) read by real Caffe's Data layer (backend: LEVELDB) and nnbridge."""
+    plyvel = pytest.importorskip("plyvel", reason="LevelDB databases need plyvel")
+    from real_caffe import against_caffe
+
+    from nnbridge.caffe.data import DatumDB
+
+    images = make_class_folders(tmp_path / "images", classes=2, per_class=3, size=(14, 16))
+    assert nnbridge_main(["data", "make-lmdb", str(images), "-o", str(tmp_path / "lmdb")]) == 0
+    source = DatumDB(tmp_path / "lmdb")
+    db = plyvel.DB(str(tmp_path / "ldb"), create_if_missing=True)
+    for i in range(len(source)):
+        db.put(*source.value(i))
+    db.close()
+    source.close()
+    text = (f'layer {{ name: "d" type: "Data" top: "data" top: "label" data_param {{ source: "{tmp_path / "ldb"}" '
+            f'batch_size: 4 backend: LEVELDB }} transform_param {{ crop_size: 12 mean_value: 90 scale: 0.125 }} }}')
+    assert against_caffe(text, tmp_path, 3, "Unknown database backend",  # 12 of 6 images: wraps twice
+                         "the reference pycaffe is built without LevelDB (db.cpp: Unknown database backend)") == 0.0

@@ -1,18 +1,18 @@
 """Batches of Caffe data layers (Data, ImageData, HDF5Data, MemoryData) read by nnbridge (DataLayerReader and the
-PyTorch CaffeDataset) against real Caffe where the reference pycaffe can run the layer (HDF5Data, MemoryData; Data
-when it is built with LMDB), else against an independent transcription of Caffe's transform (caffe_data_ref)."""
+PyTorch CaffeDataset) against real Caffe, and against an independent transcription of Caffe's transform
+(caffe_data_ref). Data and ImageData run in the Caffe built with LMDB/LevelDB/OpenCV ($NNBRIDGE_CAFFE_DATA_PYTHON,
+see real_caffe.py); HDF5Data and MemoryData in the reference pycaffe."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from caffe_data_ref import caffe_batches, caffe_transform, class_folder_files, make_class_folders, make_lmdb, max_rel
+from real_caffe import against_caffe, caffe_forward
 
 from nnbridge.caffe.data import DataLayerReader
 from nnbridge.caffe.formats.binaryproto import write_binaryproto
@@ -157,69 +157,39 @@ def test_image_data_layer(tmp_path: Path, color: bool) -> None:
 
 
 @pytest.mark.caffe
-def test_image_data_against_pycaffe(tmp_path: Path) -> None:
-    pytest.importorskip("caffe", reason="real BVLC Caffe (pycaffe) is not installed")
-    text, reference, _ = _image_data_case(tmp_path, True)
-    _pycaffe_check(text, reference, tmp_path, "Unknown layer type: ImageData",
-                   "the reference pycaffe is built without OpenCV (no ImageData layer)")
+@pytest.mark.parametrize("color", [True, False], ids=["colour", "gray"])
+def test_image_data_against_pycaffe(tmp_path: Path, color: bool) -> None:
+    text, _, _ = _image_data_case(tmp_path, color)  # 6 images, batch 4: the third forward wraps round the list
+    assert against_caffe(text, tmp_path, 3, "Unknown layer type: ImageData",
+                          "the reference pycaffe is built without OpenCV (no ImageData layer)") == 0.0
 
 
-def _pycaffe_data_layer(prototxt: Path, forwards: int) -> tuple[list[dict[str, np.ndarray]], str]:
-    """Real Caffe's forward of a data-only net in a subprocess (a missing DB backend aborts the process)."""
-    script = textwrap.dedent(f"""
-        import os, sys, numpy as np
-        os.environ["GLOG_minloglevel"] = "2"
-        import caffe
-        net = caffe.Net({str(prototxt)!r}, caffe.TEST)
-        out = {{}}
-        for i in range({forwards}):
-            net.forward()
-            for name in net.blobs:
-                out[f"{{i}}/{{name}}"] = net.blobs[name].data.copy()
-        np.savez({str(prototxt.with_suffix(".npz"))!r}, **out)
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        return [], proc.stderr
-    with np.load(prototxt.with_suffix(".npz")) as npz:
-        return [{k.split("/")[1]: npz[k] for k in npz.files if k.startswith(f"{i}/")} for i in range(forwards)], ""
-
-
-def _pycaffe_check(text: str, reference: list[tuple[np.ndarray, np.ndarray]], tmp_path: Path, missing: str,
-                   reason: str) -> None:
-    """Real Caffe's batches of the layer against ``reference``, or a skip when this pycaffe cannot run it."""
-    try:
-        import caffe  # noqa: F401
-    except ImportError:
-        return
-    (tmp_path / "net.prototxt").write_text(text)
-    blobs, error = _pycaffe_data_layer(tmp_path / "net.prototxt", len(reference))
-    if missing in error:
-        pytest.skip(f"{reason}; checked against caffe_data_ref's transcription of Caffe's transform instead")
-    assert not error, error
-    for forward, (data, label) in zip(blobs, reference, strict=True):
-        assert max_rel(forward["data"], data) <= 1e-6
-        np.testing.assert_array_equal(forward["label"], label)
+DATA_CASES = {  # make-lmdb options, image suffix, transform_param (MEAN: a mean.binaryproto of the images' shape)
+    "raw-mean_file": ((), ".png", "crop_size: 15 mean_file: MEAN scale: 0.017"),
+    "raw-mean_value": ((), ".png", "crop_size: 16 mean_value: 104 mean_value: 117 mean_value: 123.5 scale: 0.0039"),
+    "raw-gray": (("--gray",), ".png", "crop_size: 11 mean_file: MEAN scale: 0.5"),
+    "jpeg": (("--encoded",), ".jpg", "crop_size: 15 mean_value: 104 mean_value: 117 mean_value: 123"),
+    "jpeg-force_gray": (("--encoded",), ".jpg", "force_gray: true crop_size: 9 mean_value: 100 scale: 2"),
+    "png": (("--encoded",), ".png", "mean_file: MEAN"),
+    "png-gray-force_color": (("--encoded", "--gray"), ".png", "force_color: true scale: 0.25"),
+}
 
 
 @pytest.mark.caffe
-def test_data_layer_against_pycaffe(colour_db: tuple[Path, list[np.ndarray], list[int]], tmp_path: Path) -> None:
-    pytest.importorskip("caffe", reason="real BVLC Caffe (pycaffe) is not installed")
-    db, _, _ = colour_db
-    mean = np.random.default_rng(6).uniform(0, 255, (1, 3, 20, 24)).astype(np.float32)
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_data_layer_against_pycaffe(tmp_path: Path, case: str) -> None:
+    options, suffix, transform = DATA_CASES[case]
+    images = make_class_folders(tmp_path / "images", classes=2, per_class=5, size=(20, 24), suffix=suffix)
+    db = make_lmdb(images, tmp_path / "db", *options)
+    channels = 1 if "--gray" in options else 3
+    mean = np.random.default_rng(6).uniform(0, 255, (1, channels, 20, 24)).astype(np.float32)
     write_binaryproto(tmp_path / "mean.binaryproto", mean)
-    text = _layer(db, 4, f'crop_size: 15 mean_file: "{tmp_path / "mean.binaryproto"}" scale: 0.017')
-    (tmp_path / "net.prototxt").write_text(text)
-    blobs, error = _pycaffe_data_layer(tmp_path / "net.prototxt", 3)
-    if "Unknown database backend" in error:
-        pytest.skip("the reference pycaffe is built without LMDB/LevelDB (db.cpp: Unknown database backend); "
-                    "the Data layer is checked against caffe_data_ref's transcription instead")
-    assert not error, error
-    reader = DataLayerReader(text)
-    for forward in blobs:
-        data, label = reader.next_batch()
-        assert max_rel(data, forward["data"]) <= 1e-6
-        np.testing.assert_array_equal(label, forward["label"])
+    text = _layer(db, 4, transform.replace("MEAN", f'"{tmp_path / "mean.binaryproto"}"'))
+    worst = against_caffe(text, tmp_path, 3, "Unknown database backend",  # 12 of 10 images: wraps
+                           "the reference pycaffe is built without LMDB/LevelDB (db.cpp: Unknown database backend)")
+    # the same float32 operations in the same order: exact. JPEG too: Caffe's OpenCV (Debian 4.6, libjpeg62-turbo)
+    # and opencv-python decode these files to the same pixels (were that to change, the decoders differ, not nnbridge)
+    assert worst == 0.0, worst
 
 
 @pytest.mark.caffe
@@ -235,7 +205,7 @@ def test_hdf5_data_against_pycaffe(tmp_path: Path) -> None:
     text = (f'layer {{ name: "h" type: "HDF5Data" top: "data" top: "label" '
             f'hdf5_data_param {{ source: "{tmp_path / "files.txt"}" batch_size: 3 }} }}')
     (tmp_path / "net.prototxt").write_text(text)
-    blobs, error = _pycaffe_data_layer(tmp_path / "net.prototxt", 5)  # 15 rows of 8: wraps round the files
+    blobs, error = caffe_forward(sys.executable, tmp_path / "net.prototxt", 5)  # 15 rows of 8: wraps round
     assert not error, error
     reader = DataLayerReader(text)
     for forward in blobs:

@@ -82,17 +82,17 @@ def test_savedmodel_with_several_signatures(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_dynamic_shapes_need_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    inp = keras.Input((None, None, 3))
+    inp = keras.Input((None, None, 3), name="image")  # named: Keras numbers unnamed inputs per process
     keras.Model(inp, keras.layers.Conv2D(4, 3, activation="relu")(inp)).save(tmp_path / "dyn.keras")
     out = tmp_path / "out"
     out.mkdir()
     src = str(tmp_path / "dyn.keras")
     assert_error(["convert", src, "-o", str(out / "m.onnx")], capsys, out,
-                 src, "dynamic dimensions (?, ?, ?, 3)", "--input-shape input_layer=1,224,224,3")
-    code, text, err = run(["convert", src, "-o", str(out / "m.onnx"), "--input-shape", "input_layer=1,20,24,3",
+                 src, "dynamic dimensions (?, ?, ?, 3)", "--input-shape image=1,224,224,3")
+    code, text, err = run(["convert", src, "-o", str(out / "m.onnx"), "--input-shape", "image=1,20,24,3",
                            "--verify"], capsys)
     assert code == 0, err
-    assert "input_layer 1x3x20x24" in text and "PASS" in text, text
+    assert "image 1x3x20x24" in text and "PASS" in text, text
 
 
 def test_unsupported_ops_are_listed_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

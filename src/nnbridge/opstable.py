@@ -2,7 +2,8 @@
 
 Sources: ``CAFFE_IMPORTERS`` and ``TRAINING_LAYERS`` (Caffe -> hub), ``CAFFE_EXPORTERS`` (hub -> Caffe,
 keyed by ONNX ``op_type`` or ``domain::op_type``), ``MXNET_IMPORTERS`` (MXNet -> hub), ``MXNET_EXPORTERS``
-(hub -> MXNet) and ``CUSTOM_OPS`` (the ``ai.nnbridge`` domain).
+(hub -> MXNet), ``CUSTOM_OPS`` (the ``ai.nnbridge`` domain) and ``CAFFE_OP_LAYERS`` (Caffe layers translated
+natively by ``nnbridge.mxnet.CaffeOp``).
 ``nnbridge ops --format md`` prints it; ``scripts/gen_ops_table.py`` writes it into docs/supported_ops.md
 and the README between the ``ops-table`` markers, and a test fails when either file drifts.
 """
@@ -23,6 +24,7 @@ class OpsTables:
     mxnet_import: list[tuple[str, str]]  # (MXNet operator, notes)
     mxnet_export: list[tuple[str, str]]  # (hub op key, notes)
     custom: list[tuple[str, str]]
+    caffe_op: list[tuple[str, str]]  # (Caffe layer type, notes): native MXNet translation of CaffeOp
 
 
 def _first_line(text: str) -> str:
@@ -37,6 +39,7 @@ def collect() -> OpsTables:
     from nnbridge.hub.custom import CUSTOM_OPS, _load_definitions
     from nnbridge.mxnet import exporter as mxnet_exporter
     from nnbridge.mxnet import importer as mxnet_importer
+    from nnbridge.mxnet.caffe_op import CAFFE_OP_LAYERS
     from nnbridge.mxnet.export.context import MXNET_EXPORTERS
 
     _load_ops()
@@ -51,6 +54,7 @@ def collect() -> OpsTables:
         mxnet_import=[(e.key, _first_line(e.notes)) for e in mxnet_importer.MXNET_IMPORTERS],
         mxnet_export=[(e.key, _first_line(e.notes)) for e in MXNET_EXPORTERS],
         custom=[(e.key, _first_line(e.notes)) for e in CUSTOM_OPS],
+        caffe_op=[(e.key, _first_line(e.notes)) for e in CAFFE_OP_LAYERS],
     )
 
 
@@ -87,6 +91,11 @@ def ops_markdown() -> str:
         f"### Custom ops (domain `ai.nnbridge`): {len(t.custom)}",
         "",
         *_md_table(("op", "what"), t.custom),
+        f"### Caffe layers inside MXNet (`CaffeOp`, native translation): {len(t.caffe_op)}",
+        "",
+        "Other layers run in real pycaffe with `engine=\"caffe\"`.",
+        "",
+        *_md_table(("Caffe layer", "notes"), t.caffe_op),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -102,6 +111,7 @@ def ops_text() -> str:
         ("MXNet -> ONNX operators", t.mxnet_import),
         ("ONNX -> MXNet ops", t.mxnet_export),
         ("custom ops (ai.nnbridge)", t.custom),
+        ("Caffe layers inside MXNet (CaffeOp, native)", t.caffe_op),
     ):
         out.append(f"{title} ({len(rows)}):")
         width = max((len(k) for k, _ in rows), default=0)

@@ -13,7 +13,10 @@ Layers: InnerProduct, Convolution, Pooling (MAX/AVE with Caffe's CEIL rounding: 
 applies the same "last window starts inside image + pad" rule and AVE divides by the window clipped to
 ``[-pad, H + pad)``, as Caffe), ReLU, TanH, Sigmoid, AbsVal, Dropout, Softmax, Flatten, Concat, Eltwise,
 BatchNorm (Caffe's rule: ``use_global_stats`` if given, else global statistics in ``eval()`` mode = Caffe's TEST
-phase, and batch statistics with Caffe's in-place moving averages of the blobs in ``train()`` mode = TRAIN), Scale.
+phase, and batch statistics with Caffe's in-place moving averages of the blobs in ``train()`` mode = TRAIN);
+and, in :mod:`nnbridge.torch.caffe_layers`: Scale and Bias (any axis/num_axes, one bottom), PReLU, ELU, BNLL,
+Power, Exp, Log, Threshold, Clip, ReLU6, Swish, LRN, MVN, Normalize, Deconvolution, Slice/Split (``num_out``
+tops, returned as a tuple), Reshape, Permute, Tile, Crop, ShuffleChannel, Axpy, Reduction, ArgMax, Upsample.
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ from nnbridge.caffe.proto import caffe_pb2
 from nnbridge.errors import ConversionError
 from nnbridge.registry import Registry
 
-Forward = Callable[["CaffeLayer", Sequence[torch.Tensor]], torch.Tensor]
+Forward = Callable[["CaffeLayer", Sequence[torch.Tensor]], Any]
 TORCH_LAYERS: Registry[Forward] = Registry("Caffe layer -> PyTorch (CaffeLayer)")
 #: parameter blobs Caffe gives no gradient
 FROZEN = {"BatchNorm"}
+#: parameter blobs of the types nnbridge.caffe.single_layer.blob_count does not know
+EXTRA_BLOBS: dict[str, Callable[[Any], int]] = {"Bias": lambda layer: 1, "Normalize": lambda layer: 1,
+                                                "Embed": lambda layer: 2 if layer.embed_param.bias_term else 1}
+#: layer types with several tops (``num_out``)
+MULTI_TOP = {"Slice", "Split"}
 
 
 def _fill(filler: Any, shape: tuple[int, ...], default: str, value: float = 0.0) -> torch.Tensor:
@@ -59,14 +67,20 @@ def _fill(filler: Any, shape: tuple[int, ...], default: str, value: float = 0.0)
 class CaffeLayer(LazyModuleMixin, nn.Module):
     """One Caffe layer (see the module docstring); call it with the layer's bottoms, get its top."""
 
-    def __init__(self, prototxt: str, weights: Sequence[Any] | None = None) -> None:
+    def __init__(self, prototxt: str, weights: Sequence[Any] | None = None, num_out: int = 1) -> None:
         super().__init__()
         self.layer = single_layer.parse_single_layer(prototxt, what="CaffeLayer prototxt")
         self.kind = str(self.layer.type)
         if self.kind not in TORCH_LAYERS:
             raise ConversionError(f"CaffeLayer: no PyTorch translation for layer type {self.kind!r} "
                                   f"(translated: {', '.join(TORCH_LAYERS.keys())})")
-        self.num_blobs = single_layer.blob_count(self.layer) or 0
+        count = single_layer.blob_count(self.layer)
+        extra = EXTRA_BLOBS.get(self.kind)
+        self.num_blobs = (extra(self.layer) if extra else 0) if count is None else count
+        if num_out < 1 or (num_out != 1 and self.kind not in MULTI_TOP):
+            raise ConversionError(f"CaffeLayer ({self.kind}): num_out={num_out}; only {sorted(MULTI_TOP)} have "
+                                  "several tops")
+        self.num_out = num_out
         if weights is not None and len(weights) != self.num_blobs:
             raise ConversionError(f"CaffeLayer ({self.kind}): {len(weights)} weight blob(s) given, the layer has "
                                   f"{self.num_blobs}")
@@ -101,20 +115,38 @@ class CaffeLayer(LazyModuleMixin, nn.Module):
             shape = (k, p.num_output) if p.transpose else (p.num_output, k)
             out = [_fill(p.weight_filler, shape, "msra")]
             return out + ([_fill(p.bias_filler, (p.num_output,), "constant")] if p.bias_term else [])
-        if self.kind == "Convolution":
+        if self.kind in ("Convolution", "Deconvolution"):
             p, g = layer.convolution_param, single_layer.conv_geometry(layer)
             shape = (p.num_output, channels // p.group, *g.kernel)
+            if self.kind == "Deconvolution":
+                shape = (channels, p.num_output // p.group, *g.kernel)
             out = [_fill(p.weight_filler, shape, "msra")]
             return out + ([_fill(p.bias_filler, (p.num_output,), "constant")] if p.bias_term else [])
         if self.kind == "BatchNorm":
             return [torch.zeros(channels), torch.zeros(channels), torch.zeros(1)]
-        if self.kind == "Scale":
-            p = layer.scale_param
-            out = [_fill(p.filler, (channels,), "constant", 1.0)]
-            return out + ([_fill(p.bias_filler, (channels,), "constant")] if p.bias_term else [])
+        if self.kind in ("Scale", "Bias"):
+            p = layer.scale_param if self.kind == "Scale" else layer.bias_param
+            axis = int(p.axis) + x.dim() if p.axis < 0 else int(p.axis)
+            dims = tuple(x.shape[axis:] if p.num_axes == -1 else x.shape[axis:axis + p.num_axes])
+            if self.kind == "Bias":
+                return [_fill(p.filler, dims, "constant")]
+            out = [_fill(p.filler, dims, "constant", 1.0)]
+            return out + ([_fill(p.bias_filler, dims, "constant")] if p.bias_term else [])
+        if self.kind == "Embed":
+            p = layer.embed_param
+            out = [_fill(p.weight_filler, (p.input_dim, p.num_output), "msra")]
+            return out + ([_fill(p.bias_filler, (p.num_output,), "constant")] if p.bias_term else [])
+        if self.kind == "PReLU":
+            p = layer.prelu_param
+            slope = _fill(p.filler, (1,) if p.channel_shared else (channels,), "constant", 0.25)
+            return [slope.reshape(()) if p.channel_shared else slope]  # Caffe: a 0-D blob when shared
+        if self.kind == "Normalize":
+            p = layer.norm_param
+            scale = _fill(p.scale_filler, (1,) if p.channel_shared else (channels,), "constant", 1.0)
+            return [scale.reshape(()) if p.channel_shared else scale]  # Caffe: a 0-D blob when shared
         raise ConversionError(f"CaffeLayer ({self.kind}): cannot create its blobs; give weights=")
 
-    def forward(self, *bottoms: torch.Tensor) -> torch.Tensor:
+    def forward(self, *bottoms: torch.Tensor) -> Any:  # a tuple of tops for Slice/Split with num_out > 1
         return TORCH_LAYERS.get(self.kind)(self, bottoms)  # type: ignore[misc]
 
 
@@ -239,10 +271,5 @@ def _batch_norm_train(m: CaffeLayer, x: torch.Tensor) -> torch.Tensor:
     return centred / _channels(torch.sqrt(var + float(p.eps)), x)
 
 
-@TORCH_LAYERS.register("Scale")
-def _scale(m: CaffeLayer, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-    p, x = m.layer.scale_param, xs[0]
-    if len(xs) != 1 or p.axis != 1 or p.num_axes != 1:
-        raise ConversionError("CaffeLayer (Scale): only one bottom with axis: 1, num_axes: 1 is translated")
-    out = x * _channels(m.blobs[0], x)
-    return out + _channels(m.blobs[1], x) if p.bias_term else out
+# the other layers (package nnbridge.torch.caffe_layers) register themselves on import
+from nnbridge.torch import caffe_layers  # noqa: E402,F401

@@ -7,18 +7,30 @@ Builds two LMDBs with ``nnbridge data make-lmdb`` in a work folder:
 2. ``jpeg256``: N 256x256 colour images as encoded JPEG Datums, ``crop_size: 227 mirror: true`` with ``mean_value``
    (the ImageNet setting, TRAIN phase: random crops and mirrors), batch 50.
 
-and times, best of ``--repeat`` after one warm-up pass (the database in the page cache), each in a child process:
+and times, best of ``--repeat`` after one warm-up pass (the database in the page cache), each in a child process,
+the time the CONSUMER spends getting its batches (the clock runs around a loop of ``batches`` such calls only):
 
-- ``DataLayerReader`` (nnbridge's core, this Python): batches of one pass;
+- ``DataLayerReader``: ``reader.next_batch()``, no prefetching: all the reading, decoding and transforming is in
+  the timed call (nnbridge's core, this Python);
+- ``DataLayerReader + Prefetcher(4)``: ``prefetcher.get()``, a background thread making up to 4 batches ahead
+  (started when the reader is built, like Caffe's); the timed call waits for the next batch;
+- ``CaffeDataset + DataLoader(1 worker)``: ``next()`` of a PyTorch ``DataLoader`` (``batch_size`` the layer's,
+  one worker process, ``prefetch_factor=4``, persistent); the worker reads whole batches (``__getitems__``) and
+  hands them over in shared memory: a producer in another process, as Caffe's is in another thread;
 - ``CaffeDataIter`` in MXNet's Python (env ``NNBRIDGE_MXNET_PYTHON``, else ``<repo>/.venv-mxnet/bin/python``):
-  one epoch, batches converted to ``mx.nd`` arrays;
-- real Caffe: ``net.forward()`` of a net holding only the Data layer, as many forwards as a pass has batches, in the
-  Caffe built with LMDB/LevelDB/OpenCV (env ``NNBRIDGE_CAFFE_DATA_PYTHON``, else ``<repo>/.venv-caffe-data/bin/python``
-  when it exists, else pycaffe in this Python; ``bash .ci/caffe-data.sh`` builds it). A pycaffe built without LMDB
-  support reports ``Unknown database backend`` and is listed as unavailable.
+  ``it.next()`` + ``wait_to_read()`` of the data, one epoch per pass (``reset()`` restarts the stream and its
+  prefetch thread at the first call of each pass, inside the clock); its default prefetch thread (4 batches, also
+  making the ``mx.nd`` arrays) is on;
+- real Caffe: ``net.forward()`` of a net holding only the Data layer (in the Caffe built with LMDB/LevelDB/OpenCV,
+  env ``NNBRIDGE_CAFFE_DATA_PYTHON``, else ``<repo>/.venv-caffe-data/bin/python`` when it exists, else pycaffe in
+  this Python; ``bash .ci/caffe-data.sh`` builds it). Its DataLayer prefetches 4 batches in a C++ thread
+  (BasePrefetchingDataLayer, ``data_param.prefetch``); ``forward()`` waits for one and copies it into the top blob.
+  A pycaffe built without LMDB support reports ``Unknown database backend`` and is listed as unavailable.
 
-Caffe's data layer prefetches batches in a background thread (``prefetch: 4``); nnbridge reads in the caller's
-thread. Usage: python benchmarks/caffe_data.py [--workdir DIR] [--count-gray N] [--count-jpeg N] [--repeat N]
+The prefetching readers do the same work as the plain ones; the consumer's wait is what a training loop would
+see. A producer THREAD in Python shares the GIL with the consumer: when the consumer does nothing else (as here)
+its wait cannot be shorter than the producer's time per batch, plus the hand-over; a worker PROCESS can.
+Usage: python benchmarks/caffe_data.py [--workdir DIR] [--count-gray N] [--count-jpeg N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -56,6 +68,16 @@ print(f"RESULT {{best:.6f}}")
 RUNNERS = {
     "nnbridge DataLayerReader": ("from nnbridge.caffe.data import DataLayerReader\n"
                                  "reader = DataLayerReader(prototxt, phase=phase)", "reader.next_batch()"),
+    "nnbridge DataLayerReader + Prefetcher(4)": (
+        "from nnbridge.caffe.data import DataLayerReader\nfrom nnbridge.caffe.data.reader import Prefetcher\n"
+        "reader = DataLayerReader(prototxt, phase=phase)\n"
+        "prefetcher = Prefetcher(reader, batches * (repeat + 1), 4)", "prefetcher.get()"),
+    "nnbridge CaffeDataset + DataLoader(1 worker)": (
+        "import torch\nfrom nnbridge.torch import CaffeDataset\ntorch.set_num_threads(1)\n"
+        "dataset = CaffeDataset(prototxt, phase=phase)\n"
+        "loader = torch.utils.data.DataLoader(dataset, batch_size=dataset.batch_size, num_workers=1, "
+        "prefetch_factor=4, persistent_workers=True)\n"
+        "def forever():\n    while True:\n        yield from loader\nstream = forever()", "next(stream)"),
     "nnbridge CaffeDataIter (MXNet)": ("import mxnet as mx\nfrom nnbridge.mxnet import CaffeDataIter\n"
                                        "it = CaffeDataIter(prototxt=prototxt, phase=phase)\n"
                                        "def step():\n"
@@ -63,8 +85,8 @@ RUNNERS = {
                                        "    except StopIteration:\n        it.reset()\n        batch = it.next()\n"
                                        "    batch.data[0].wait_to_read()", "step()"),
     "real Caffe Data layer": ("import caffe\nopen('net.prototxt', 'w').write(open(prototxt).read())\n"
-                                        "net = caffe.Net('net.prototxt', caffe.TRAIN if phase == 'TRAIN' else "
-                                        "caffe.TEST)", "net.forward()"),
+                              "net = caffe.Net('net.prototxt', caffe.TRAIN if phase == 'TRAIN' else "
+                              "caffe.TEST)", "net.forward()"),
 }
 
 
@@ -139,7 +161,7 @@ def main() -> int:
                 seconds = run(python, runner, prototxt, phase, batches, args.repeat, work)
                 figure = seconds if isinstance(seconds, str) else f"{batches * batch / seconds:,.0f} images/s"
                 rows.append((name, runner, figure))
-                logger.info("%-8s %-34s %s", name, runner, figure)
+                logger.info("%-8s %-42s %s", name, runner, figure)
     print("\n| data | reader | throughput |\n| --- | --- | --- |")
     for row in rows:
         print(f"| {row[0]} | {row[1]} | {row[2]} |")

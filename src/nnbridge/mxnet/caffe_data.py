@@ -16,8 +16,9 @@ completed by the samples that follow in Caffe's stream (it wraps round to the st
 layer does), and ``batch.pad`` says how many of them are padding. ``"discard"`` drops an incomplete last batch.
 ``reset()`` rewinds the stream to the first sample: the first epoch's batches are exactly the first
 ``ceil(num_examples / batch_size)`` forward passes of the Caffe layer (TRAIN randomness from ``seed``; it cannot
-equal Caffe's own RNG). ``prefetch=N`` (default 2; 0: none) makes up to N batches ahead in one background thread,
-as Caffe's prefetching data layers do; the order and the batches are the same either way.
+equal Caffe's own RNG). ``prefetch=N`` (default 4, Caffe's ``data_param.prefetch``; 0: none) makes up to N batches ahead
+(read, transformed and turned into ``mx.nd`` arrays) in one background thread, as Caffe's prefetching data layers
+do; the order and the batches are the same either way.
 
 mxnet is imported when the class is first used: ``nnbridge.mxnet`` itself imports without mxnet.
 """
@@ -48,7 +49,7 @@ def _iterator_class() -> type:
                      data_name: str = "data", label_name: str = "softmax_label", *, phase: str = "TEST",
                      seed: int = 0, last_batch_handle: str = "pad",
                      memory_data: Mapping[str, np.ndarray] | None = None, dtype: str = "float32",
-                     prefetch: int = 2):
+                     prefetch: int = 4):
             self.reader = DataLayerReader(prototxt, phase=phase, seed=seed, memory_data=memory_data)
             super().__init__(self.reader.batch_size)
             if last_batch_handle not in ("pad", "discard"):
@@ -93,22 +94,27 @@ def _iterator_class() -> type:
             self.reader.rewind()
             self._batch = 0
             if self.prefetch > 0:
-                self._prefetcher = Prefetcher(self.reader, self.batches_per_epoch, self.prefetch)
+                self._prefetcher = Prefetcher(self.reader, self.batches_per_epoch, self.prefetch, self._to_nd)
 
         def __del__(self) -> None:
             prefetcher = getattr(self, "_prefetcher", None)
             if prefetcher is not None:
                 prefetcher.close()
 
+        def _to_nd(self, arrays: list[np.ndarray]) -> list[Any]:
+            if self.flat:
+                arrays[0] = arrays[0].reshape(arrays[0].shape[0], -1)
+            if np.dtype(self.dtype) == np.float32 and hasattr(mx.nd, "from_numpy"):
+                # the batch's arrays are fresh and never written again: MXNet can own them (no copy, ~10x faster)
+                return [mx.nd.from_numpy(np.ascontiguousarray(a), zero_copy=True) for a in arrays]
+            return [mx.nd.array(a, dtype=self.dtype) for a in arrays]
+
         def next(self) -> Any:
             if self._batch >= self.batches_per_epoch:
                 raise StopIteration
-            arrays = self._prefetcher.get() if self._prefetcher is not None else self.reader.next_batch()
+            as_nd = self._prefetcher.get() if self._prefetcher is not None else self._to_nd(self.reader.next_batch())
             self._batch += 1
             pad = max(0, self._batch * self.batch_size - self.num_examples)
-            if self.flat:
-                arrays[0] = arrays[0].reshape(arrays[0].shape[0], -1)
-            as_nd = [mx.nd.array(a, dtype=self.dtype) for a in arrays]
             return mx.io.DataBatch(data=[as_nd[i] for i in self._data_index], label=as_nd[1:2], pad=pad,
                                    provide_data=self.provide_data, provide_label=self.provide_label)
 

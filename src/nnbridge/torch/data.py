@@ -43,6 +43,7 @@ class CaffeDataset(Dataset):  # type: ignore[type-arg]
         self.tops = reader.tops
         self.batch_size = reader.batch_size
         self.sample_shapes = reader.sample_shapes
+        self.where = reader.where
         self.seed = seed
         self._rng: np.random.Generator | None = None
         self._rng_owner: tuple[int, int] | None = None
@@ -64,6 +65,19 @@ class CaffeDataset(Dataset):  # type: ignore[type-arg]
             raise IndexError(f"sample {index} of a {len(self)}-sample Caffe data source")
         sample = self.source.load(int(index), self._generator())
         return tuple(torch.from_numpy(np.array(a, np.float32, copy=True)) for a in sample)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, ...]]:
+        """Several samples at once (what ``DataLoader`` asks for): the values, and the random draws in index order,
+        of ``[self[i] for i in indices]``; a ``Data`` layer reads them in one transaction, raw Datums decoded
+        together. Samples of unequal shapes (which ``default_collate`` could not stack) are a FormatError."""
+        if len(indices) <= 1:
+            return [self[index] for index in indices]
+        for index in indices:
+            if not 0 <= index < len(self):
+                raise IndexError(f"sample {index} of a {len(self)}-sample Caffe data source")
+        out = [np.empty((len(indices), *shape), np.float32) for shape in self.sample_shapes]
+        self.source.load_into([int(index) for index in indices], self._generator(), out, self.where)
+        return list(zip(*(torch.from_numpy(array).unbind(0) for array in out), strict=True))
 
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)

@@ -11,6 +11,7 @@ success (a failed or interrupted write leaves nothing at the target).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -130,6 +131,28 @@ class DatumDB:
         if value is None:  # pragma: no cover - the database changed under us
             raise FormatError(self.path, f"key {key!r} vanished while reading", hint="was the database rewritten?")
         return key, bytes(value)
+
+    def values(self, indices: list[int]) -> list[tuple[bytes, bytes]]:
+        """(key, value) of several entries in one transaction; a run of consecutive indices is one cursor walk."""
+        keys = self.keys
+        handle = self._open()
+        values: list[bytes] = []
+        if self.backend == "LMDB":
+            with handle.begin(buffers=False) as txn:
+                cursor = txn.cursor()
+                start = 0
+                while start < len(indices):
+                    stop = start + 1
+                    while stop < len(indices) and indices[stop] == indices[stop - 1] + 1:
+                        stop += 1
+                    if cursor.set_key(keys[indices[start]]):
+                        values.extend(itertools.islice(cursor.iternext(keys=False, values=True), stop - start))
+                    start = stop
+        else:
+            values = [handle.get(keys[index]) for index in indices]
+        if len(values) != len(indices) or (self.backend != "LMDB" and None in values):  # pragma: no cover
+            raise FormatError(self.path, "keys vanished while reading", hint="was the database rewritten?")
+        return [(keys[index], value) for index, value in zip(indices, values, strict=True)]
 
     def close(self) -> None:
         if self._handle is not None and self._pid == os.getpid():

@@ -15,9 +15,11 @@ equal to Caffe's own RNG.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -133,15 +135,7 @@ class DataLayerReader:
     def next_batch(self) -> list[np.ndarray]:
         """The next ``batch_size`` samples of the stream, one float32 array per top."""
         out = [np.empty(shape, np.float32) for shape in self.shapes]
-        for row in range(self.batch_size):
-            index = next(self._stream)
-            sample = self.source.load(index, self.rng)
-            for top, array in enumerate(sample):
-                if array.shape != self.sample_shapes[top]:
-                    raise FormatError(self.where, f"sample {index} of top {self.tops[top]!r} has shape "
-                                      f"{array.shape}, the first sample {self.sample_shapes[top]}",
-                                      hint="Caffe batches need equal shapes: resize the images or set crop_size")
-                out[top][row] = array
+        self.source.load_into(itertools.islice(self._stream, self.batch_size), self.rng, out, self.where)
         return out
 
     def close(self) -> None:
@@ -151,15 +145,18 @@ class DataLayerReader:
 class Prefetcher:
     """Caffe's prefetch thread: ``batches`` batches of ``reader`` made ahead, at most ``depth`` waiting.
 
-    One producer thread keeps the stream's order (and the seeded randomness) exactly as without it. An error
-    in the thread is raised by :meth:`get`. :meth:`close` stops the thread (call it before rewinding the reader).
+    One producer thread keeps the stream's order (and the seeded randomness) exactly as without it; ``convert``
+    (if given) is applied to each batch in the thread too. An error in the thread is raised by :meth:`get`.
+    :meth:`close` stops the thread (call it before rewinding the reader).
     """
 
-    def __init__(self, reader: DataLayerReader, batches: int, depth: int):
+    def __init__(self, reader: DataLayerReader, batches: int, depth: int,
+                 convert: Callable[[list[np.ndarray]], Any] | None = None):
         import queue
         import threading
 
-        self._queue: queue.Queue[tuple[list[np.ndarray] | None, BaseException | None]] = queue.Queue(depth)
+        self._queue: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(depth)
+        self._convert = convert
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(reader, batches), daemon=True,
                                         name="nnbridge-caffe-prefetch")
@@ -170,7 +167,9 @@ class Prefetcher:
 
         for _ in range(batches):
             try:
-                item: tuple[list[np.ndarray] | None, BaseException | None] = (reader.next_batch(), None)
+                batch = reader.next_batch()
+                item: tuple[Any, BaseException | None] = \
+                    (self._convert(batch) if self._convert is not None else batch, None)
             except BaseException as exc:  # handed to the consumer
                 item = (None, exc)
             while not self._stop.is_set():
@@ -182,7 +181,7 @@ class Prefetcher:
             if self._stop.is_set() or item[1] is not None:
                 return
 
-    def get(self) -> list[np.ndarray]:
+    def get(self) -> Any:
         batch, error = self._queue.get()
         if error is not None:
             raise error

@@ -2,21 +2,24 @@
 
 A source has ``tops`` (top blob names), ``len(source)`` samples, ``order(epoch, rng)`` (sample indices of one pass,
 in the order the Caffe layer reads them) and ``load(index, rng)`` (one array per top, transformed as the layer
-does). :mod:`nnbridge.caffe.data.reader` batches them.
+does). ``load_into(indices, rng, out, where)`` fills a whole batch (per sample by default; a ``Data`` source reads
+the batch at once, see :mod:`nnbridge.caffe.data.batch`). :mod:`nnbridge.caffe.data.reader` batches them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from nnbridge.caffe.data.batch import checked_layout, fill_data_batch, shape_error
 from nnbridge.caffe.data.datum import datum_to_array, parse_datum, read_image, to_chw
 from nnbridge.caffe.data.db import DatumDB
 from nnbridge.caffe.data.transform import Transformer
+from nnbridge.caffe.data.wire import Layout
 from nnbridge.caffe.proto import caffe_pb2
 from nnbridge.errors import FormatError, MissingExtraError
 
@@ -37,6 +40,17 @@ class Source:
     def load(self, index: int, rng: np.random.Generator | None) -> tuple[np.ndarray, ...]:
         raise NotImplementedError
 
+    def load_into(self, indices: Iterable[int], rng: np.random.Generator | None, out: list[np.ndarray],
+                  where: str) -> None:
+        """``out[top][row]`` = ``load(indices[row], rng)[top]``, in row order; a sample of another shape than
+        ``out``'s rows is a FormatError naming ``where``. ``indices`` may be a lazy iterator (drawing from
+        ``rng`` between the samples' draws, as a shuffled stream does)."""
+        for row, index in enumerate(indices):
+            for top, array in enumerate(self.load(index, rng)):
+                if array.shape != out[top].shape[1:]:
+                    raise shape_error(where, self.tops[top], index, tuple(array.shape), tuple(out[top].shape[1:]))
+                out[top][row] = array
+
     def close(self) -> None:
         """Release file handles (they are reopened on demand)."""
 
@@ -50,14 +64,31 @@ class DataSource(Source):
         self.tops = list(layer.top)
         self.transformer = transformer
         self.force_encoded_color = bool(param.force_encoded_color)
+        self._layout: Layout | None = None
+        self._layout_known = False
         if param.rand_skip:
             logger.warning("%s: data_param.rand_skip is ignored (BVLC Caffe's DataLayer ignores it too)", layer.name)
 
     def __len__(self) -> int:
         return len(self.db)
 
+    def layout(self, value: bytes) -> Layout | None:
+        """The raw-Datum fast path's layout, taken once from the first record read."""
+        if not self._layout_known:
+            self._layout, self._layout_known = checked_layout(value, self), True
+        return self._layout
+
+    def load_into(self, indices: Iterable[int], rng: np.random.Generator | None, out: list[np.ndarray],
+                  where: str) -> None:
+        if len(out) > 2:
+            super().load_into(indices, rng, out, where)
+        else:  # the order of a Data layer draws nothing: the indices can be taken first
+            fill_data_batch(self, list(indices), rng, out, where)
+
     def image(self, index: int) -> tuple[np.ndarray, int]:
-        key, value = self.db.value(index)
+        return self.image_of(*self.db.value(index))
+
+    def image_of(self, key: bytes, value: bytes) -> tuple[np.ndarray, int]:
         datum = parse_datum(value, self.db.path, key)
         assert self.transformer is not None
         where = f"{self.db.path}:key {key.decode('utf-8', 'backslashreplace')}"

@@ -89,9 +89,38 @@ class Transformer:
             return channels, self.crop, self.crop
         return channels, height, width
 
+    @property
+    def deterministic(self) -> bool:
+        """No random draw: every image of a batch gets the same window (what :meth:`batch` needs)."""
+        return not self.mirror and not (self.phase == TRAIN and self.crop > 0)
+
+    def batch(self, images: np.ndarray, out: np.ndarray) -> None:
+        """``out[i] = self(images[i])`` for a (N, C, H, W) batch at once; only when :attr:`deterministic`.
+
+        The same float32 operations in the same order as :meth:`__call__`, so the values are bit-identical.
+        """
+        assert self.deterministic
+        channels, height, width = self.shape(images.shape[1:])
+        h_off = (images.shape[2] - height) // 2
+        w_off = (images.shape[3] - width) // 2
+        window = np.s_[:, h_off:h_off + height, w_off:w_off + width]
+        out[...] = images[:, :, h_off:h_off + height, w_off:w_off + width]
+        if self.mean is not None:
+            out -= self.mean[window]
+        elif self.mean_values.size:
+            out -= np.broadcast_to(self.mean_values, (channels,)).reshape(channels, 1, 1)
+        if self.scale != 1:
+            out *= self.scale
+
     def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        channels, height, width = image.shape
-        self.shape(image.shape)
+        return self.apply(image, self.draw(image.shape, rng))
+
+    def draw(self, shape: tuple[int, ...], rng: np.random.Generator | None) -> tuple[slice, slice]:
+        """The window (rows, columns) of an image of ``shape``: the random draws of one image, in Caffe's order
+        (mirror, then the crop offsets). Split from :meth:`apply` so that images can be drawn for in order and
+        transformed in parallel."""
+        _, height, width = (int(d) for d in shape)
+        self.shape(shape)
         do_mirror = False
         if self.mirror:
             do_mirror = bool(_rng(rng).integers(2))
@@ -109,10 +138,18 @@ class Transformer:
         # mirroring reorders columns only: flip the window of the image (and of the mean) before the arithmetic
         columns = slice(w_off + out_w - 1, w_off - 1 if w_off else None, -1) if do_mirror \
             else slice(w_off, w_off + out_w)
-        window = np.s_[:, h_off:h_off + out_h, columns]
-        out = image[window].astype(np.float32, order="C")
+        return slice(h_off, h_off + out_h), columns
+
+    def apply(self, image: np.ndarray, window: tuple[slice, slice], out: np.ndarray | None = None) -> np.ndarray:
+        """The transformed image for a window of :meth:`draw` (into ``out`` when given)."""
+        channels = image.shape[0]
+        rows, columns = window
+        if out is None:
+            out = image[:, rows, columns].astype(np.float32, order="C")
+        else:
+            out[...] = image[:, rows, columns]
         if self.mean is not None:
-            out -= self.mean[window]
+            out -= self.mean[:, rows, columns]
         elif self.mean_values.size:
             out -= np.broadcast_to(self.mean_values, (channels,)).reshape(channels, 1, 1)
         if self.scale != 1:

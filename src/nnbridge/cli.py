@@ -17,6 +17,7 @@ import numpy as np
 
 from nnbridge import __version__
 from nnbridge.cli_data import add_data_parser
+from nnbridge.cli_zoo import add_zoo_parser
 from nnbridge.errors import ConversionError, NNBridgeError
 
 logger = logging.getLogger("nnbridge")
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", default="nnbridge-example", help="directory to write (default ./nnbridge-example)")
     p.set_defaults(func=cmd_example)
     add_data_parser(sub)
+    add_zoo_parser(sub)
     return parser
 
 

@@ -43,21 +43,11 @@ def net_text(layer_text: str, bottoms: Mapping[str, np.ndarray], tops: int = 1, 
     """A one-layer net around ``layer_text`` reading ``bottoms`` and writing ``top``."""
     from nnbridge.caffe.formats.prototxt import format_prototxt
     from nnbridge.caffe.proto import caffe_pb2
-    from nnbridge.caffe.single_layer import parse_single_layer
+    from nnbridge.caffe.single_layer import one_layer_net, parse_single_layer
 
     layer = parse_single_layer(layer_text)
-    net = caffe_pb2.NetParameter()
+    net = one_layer_net(layer, {n: tuple(a.shape) for n, a in bottoms.items()}, top_names(tops))
     net.force_backward = force_backward
-    for name, array in bottoms.items():
-        net.input.append(name)
-        net.input_shape.add().dim.extend(int(d) for d in array.shape)
-    copy = net.layer.add()
-    copy.CopyFrom(layer)
-    copy.name = layer.name or "layer"
-    del copy.bottom[:]
-    del copy.top[:]
-    copy.bottom.extend(bottoms)
-    copy.top.extend(top_names(tops))
     if not force_backward:  # a loss 0.5 * sum(top^2) makes Caffe back-propagate with top.diff = top exactly
         loss = net.layer.add()
         loss.name, loss.type = "seed_loss", "Reduction"

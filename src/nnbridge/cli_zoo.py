@@ -37,6 +37,6 @@ def cmd_zoo_run(args: argparse.Namespace) -> int:
         path = str(resources.files("nnbridge.zoo").joinpath("examples/example.toml"))
     manifest = load_manifest(path)
     run = run_zoo(manifest, args.output, workers=args.workers, executor=args.executor, offline=args.offline,
-                  retry_failed=args.retry_failed, echo=lambda text: print(text, file=sys.stderr, flush=True))
+                  retry_failed=args.retry_failed, stream=sys.stderr)
     print(run.summary())
     return 1 if run.failed else 0

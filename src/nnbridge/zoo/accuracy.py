@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from nnbridge.errors import NNBridgeError
 from nnbridge.zoo.manifest import Dataset, ModelSpec
 
 logger = logging.getLogger(__name__)
+progress = logging.getLogger("nnbridge.zoo.progress")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
 
 
@@ -64,54 +66,99 @@ def _topk(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def _run(runtime: str, paths: list[str | None], name: str, batches: list[np.ndarray], count: int,
-         options: dict[str, str] | None = None) -> np.ndarray:
+         options: dict[str, str] | None = None, model: str = "") -> np.ndarray:
     from nnbridge.verify.worker import run_in_worker
 
     outs: list[np.ndarray] = []
-    for batch in batches:
+    for number, batch in enumerate(batches, 1):
         result = run_in_worker(runtime, paths, {name: batch}, intermediates=False, options=options)
         outs.append(np.asarray(result[result.outputs[0]]))
+        progress.info("%s: %s evaluation batch %d/%d", model, runtime.split("=")[0], number, len(batches))
     return np.concatenate(outs)[:count]
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Dataset images preprocessed for a model's one image input, in zero-padded batches of ``size``."""
+    source: Any  # nnbridge.verify.api model files
+    name: str
+    size: int
+    eval_shape: tuple[int, ...]  # the input shape to convert the targets with (NHWC for TensorFlow sources)
+    batches: list[np.ndarray]
+
+
+def with_drawn_weights(spec: ModelSpec, folder: Path) -> ModelSpec:
+    """A weightless Caffe source converted with ``random_weights = SEED``: the same seeded blobs the converter
+    draws, written once as ``folder/source/NAME.caffemodel`` so that real Caffe runs the source too."""
+    if spec.weights is not None or spec.random_weights is None or not spec.source.endswith(".prototxt"):
+        return spec
+    from dataclasses import replace
+
+    from nnbridge.caffe.formats.caffemodel import write_caffemodel
+    from nnbridge.caffe.formats.net import load_caffe
+    from nnbridge.caffe.importer import import_layers
+    from nnbridge.caffe.weights import RandomWeights
+
+    drawn = folder / "source" / (Path(spec.source).stem + ".caffemodel")
+    if not drawn.is_file():
+        net = load_caffe(spec.source, None, input_shapes=spec.input_shapes or None)
+        weights = RandomWeights(spec.random_weights)
+        import_layers(net.net.layer, net.inputs, weights, name=net.net.name or spec.name, source=spec.source)
+        drawn.parent.mkdir(parents=True, exist_ok=True)
+        write_caffemodel(drawn, net.net, dict(weights.served))
+    return replace(spec, weights=str(drawn))
+
+
+def load_batches(spec: ModelSpec, paths: list[str]) -> Batches:
+    """Preprocess ``paths`` for ``spec``'s single N x C x H x W input (:func:`nnbridge.verify.inputs.load_image`)."""
+    from nnbridge.verify.api import input_specs, model_files
+    from nnbridge.verify.inputs import Preprocess, load_image
+
+    assert spec.dataset is not None
+    source = model_files(spec.source, spec.weights)
+    specs = input_specs(source, spec.input_shapes or None)
+    images = [(n, s) for n, s in specs if len(s) == 4 and s[1] in (1, 3)]
+    if len(specs) != 1 or not images:
+        raise NNBridgeError(f"{spec.name}: evaluation needs exactly one N x C x H x W image input, got {specs}")
+    name, shape = images[0]
+    size = max(1, min(spec.dataset.batch, len(paths)))
+    prep = Preprocess(spec.preprocess.channel_order, spec.preprocess.mean, spec.preprocess.mean_file,
+                      spec.preprocess.raw_scale, spec.preprocess.scale)
+    arrays = np.concatenate([load_image(path, (1, *shape[1:]), prep) for path in paths])
+    batches = []
+    for start in range(0, len(paths), size):
+        chunk = arrays[start:start + size]
+        pad = np.zeros((size - len(chunk), *chunk.shape[1:]), np.float32)
+        batches.append(np.ascontiguousarray(np.concatenate([chunk, pad])))
+    # TensorFlow sources take NHWC shapes when converting
+    eval_shape = (size, *shape[2:], shape[1]) if source.kind == "tensorflow" else (size, *shape[1:])
+    return Batches(source, name, size, tuple(eval_shape), batches)
 
 
 def evaluate(spec: ModelSpec, targets: list[dict[str, Any]], folder: Path,
              mxnet_python: str | None) -> dict[str, Any]:
     """Top-1/top-5 of the source and each converted model, and their agreement (see the module docstring)."""
     from nnbridge.api import convert
-    from nnbridge.verify.api import input_specs, model_files
-    from nnbridge.verify.inputs import Preprocess, load_image
 
+    spec = with_drawn_weights(spec, folder)
     assert spec.dataset is not None
     items = list_images(spec.dataset)
-    source = model_files(spec.source, spec.weights)
-    specs = input_specs(source, spec.input_shapes or None)
-    images = [(n, s) for n, s in specs if len(s) == 4 and s[1] in (1, 3)]
-    if len(specs) != 1 or not images:
-        raise NNBridgeError(f"{spec.name}: accuracy needs exactly one N x C x H x W image input, got {specs}")
-    name, shape = images[0]
-    size = max(1, min(spec.dataset.batch, len(items)))
-    nchw = (size, *shape[1:])
-    prep = Preprocess(spec.preprocess.channel_order, spec.preprocess.mean, spec.preprocess.mean_file,
-                      spec.preprocess.raw_scale, spec.preprocess.scale)
-    single = (1, *shape[1:])
-    arrays = np.concatenate([load_image(path, single, prep) for path, _ in items])
     labels = np.array([label for _, label in items])
-    batches = []
-    for start in range(0, len(items), size):
-        chunk = arrays[start:start + size]
-        pad = np.zeros((size - len(chunk), *chunk.shape[1:]), np.float32)
-        batches.append(np.ascontiguousarray(np.concatenate([chunk, pad])))
+    feed = load_batches(spec, [path for path, _ in items])
+    name, size = feed.name, feed.size
+    batches = feed.batches
     mx = f"mxnet={mxnet_python}" if mxnet_python else "mxnet"
+    source = feed.source
     src_rt = mx if source.kind == "mxnet" else source.kind
-    logging.getLogger("nnbridge.zoo.progress").info("%s: evaluating %d images in the source and %d target(s)",
+    progress.info("%s: evaluating %d images in the source and %d target(s)",
                                                     spec.name, len(items), len(targets))
-    ref = _run(src_rt, source.paths, name, batches, len(items), options=dict(source.options) or None)
+    ref = _run(src_rt, source.paths, name, batches, len(items), options=dict(source.options) or None,
+               model=spec.name)
     ref_probs, softmaxed = _probabilities(ref)
     result: dict[str, Any] = {"images": len(items), "batch": size, "softmax_applied": softmaxed,
                               "source": {"top1": _topk(ref_probs, labels, 1), "top5": _topk(ref_probs, labels, 5)},
                               "targets": {}}
-    # TensorFlow sources take NHWC shapes when converting
-    eval_shape = (size, *shape[2:], shape[1]) if source.kind == "tensorflow" else nchw
+    eval_shape = feed.eval_shape
     for target in targets:
         kind = target["target"]
         out = folder / kind / "eval" / (Path(target["output"]).name.removesuffix("-symbol.json"))
@@ -119,7 +166,7 @@ def evaluate(spec: ModelSpec, targets: list[dict[str, Any]], folder: Path,
             done = convert(spec.source, out, weights=spec.weights, to=kind, dialect=spec.caffe_dialect,
                            input_shapes={name: list(eval_shape)}, random_weights=spec.random_weights)
             runtime = mx if kind == "mxnet" else kind
-            got = _run(runtime, [done.output, done.output_weights], name, batches, len(items))
+            got = _run(runtime, [done.output, done.output_weights], name, batches, len(items), model=spec.name)
             probs, _ = _probabilities(got)
             result["targets"][kind] = {
                 "top1": _topk(probs, labels, 1), "top5": _topk(probs, labels, 5),

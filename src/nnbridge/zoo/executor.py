@@ -6,13 +6,13 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from nnbridge.errors import MissingExtraError, NNBridgeError
 from nnbridge.zoo.manifest import Manifest, ModelSpec
+from nnbridge.zoo.progressbar import Progress, forward_to, listen
 from nnbridge.zoo.tasks import run_model
 
 logger = logging.getLogger(__name__)
@@ -44,18 +44,20 @@ class ZooRun:
         return "\n".join(lines)
 
 
-def _progress(echo: Callable[[str], None] | None, done: int, total: int, result: dict[str, Any]) -> None:
-    if echo is None:
+def _progress(bar: Progress | None, result: dict[str, Any]) -> None:
+    if bar is None:
         return
     targets = ", ".join(f"{t['target']} {t['status']}" for t in result.get("targets", []))
     how = "resumed" if result.get("resumed") else f"{result.get('seconds', 0):.1f} s"
-    echo(f"[{done}/{total}] {result['name']}: {result['status']} ({how})" + (f" - {targets}" if targets else ""))
+    text = f"[{bar.done + 1}/{bar.total}] {result['name']}: {result['status']} ({how})"
+    bar.model_done(text + (f" - {targets}" if targets else ""))
 
 
 def run_zoo(manifest: Manifest, report_dir: str, *, workers: int = 1, executor: str = "local",
             offline: bool = False, retry_failed: bool = False,
-            echo: Callable[[str], None] | None = None) -> ZooRun:
-    """Run every model of ``manifest`` (independent tasks), write ``report.json/.md/.html`` in ``report_dir``."""
+            stream: TextIO | None = None) -> ZooRun:
+    """Run every model of ``manifest`` (independent tasks), write ``report.json/.md/.html`` in ``report_dir``;
+    progress goes to ``stream`` when given (a bar on a terminal, plain lines otherwise, see zoo/progressbar)."""
     from nnbridge.zoo.report import write_report
 
     if executor not in EXECUTORS:
@@ -68,10 +70,15 @@ def run_zoo(manifest: Manifest, report_dir: str, *, workers: int = 1, executor: 
     run = ZooRun(manifest.path, os.path.abspath(report_dir))
     args = (os.path.abspath(report_dir), offline, mx_python, retry_failed)
     models = manifest.models
-    if echo:
-        echo(f"zoo: {len(models)} model(s), executor {executor}, {workers} worker(s)")
+    bar = Progress(len(models), stream) if stream is not None else None
+    if bar:
+        bar.line(f"zoo: {len(models)} model(s), executor {executor}, {workers} worker(s)")
     run_tasks = _run_ray if executor == "ray" else _run_local
-    results = run_tasks(models, args, workers, echo)
+    try:
+        results = run_tasks(models, args, workers, bar)
+    finally:
+        if bar:
+            bar.close()
     order = {m.name: i for i, m in enumerate(models)}
     run.results = sorted(results, key=lambda r: order[r["name"]])
     run.seconds = time.perf_counter() - start
@@ -89,11 +96,24 @@ def _mxnet_python() -> str | None:
 
 
 def _run_local(models: list[ModelSpec], args: tuple[Any, ...], workers: int,
-               echo: Callable[[str], None] | None) -> list[dict[str, Any]]:
+               bar: Progress | None) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     # spawn: TensorFlow and onnxruntime do not survive fork; each task starts from a clean interpreter
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    queue = context.Queue() if bar else None
+    listener = listen(queue, bar) if bar else None
+    init: dict[str, Any] = {"initializer": forward_to, "initargs": (queue,)} if bar else {}
+    try:
+        _pool(models, args, workers, bar, context, init, results)
+    finally:
+        if listener is not None:
+            listener.stop()
+    return results
+
+
+def _pool(models: list[ModelSpec], args: tuple[Any, ...], workers: int, bar: Progress | None, context: Any,
+          init: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, **init) as pool:
         futures = {pool.submit(run_model, model, *args): model for model in models}
         for future in as_completed(futures):
             model = futures[future]
@@ -103,12 +123,11 @@ def _run_local(models: list[ModelSpec], args: tuple[Any, ...], workers: int,
                 result = {"name": model.name, "status": "failed", "reason": f"worker crashed: {exc}",
                           "targets": [], "task": model.task, "source": model.source}
             results.append(result)
-            _progress(echo, len(results), len(models), result)
-    return results
+            _progress(bar, result)
 
 
 def _run_ray(models: list[ModelSpec], args: tuple[Any, ...], workers: int,
-             echo: Callable[[str], None] | None) -> list[dict[str, Any]]:
+             bar: Progress | None) -> list[dict[str, Any]]:
     try:
         import ray  # type: ignore[import-not-found]
     except ImportError as exc:
@@ -119,14 +138,14 @@ def _run_ray(models: list[ModelSpec], args: tuple[Any, ...], workers: int,
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                  log_to_driver=False)
     try:
-        return _ray_tasks(ray, models, args, echo)
+        return _ray_tasks(ray, models, args, bar)
     finally:
         if started:
             ray.shutdown()
 
 
 def _ray_tasks(ray: Any, models: list[ModelSpec], args: tuple[Any, ...],
-               echo: Callable[[str], None] | None) -> list[dict[str, Any]]:
+               bar: Progress | None) -> list[dict[str, Any]]:
     remote = ray.remote(run_model)
     pending = {remote.remote(model, *args): model for model in models}
     results: list[dict[str, Any]] = []
@@ -138,5 +157,5 @@ def _ray_tasks(ray: Any, models: list[ModelSpec], args: tuple[Any, ...],
         except Exception as exc:  # noqa: BLE001
             result = {"name": model.name, "status": "failed", "reason": f"ray task failed: {exc}", "targets": []}
         results.append(result)
-        _progress(echo, len(results), len(models), result)
+        _progress(bar, result)
     return results

@@ -21,7 +21,10 @@ One ``[[model]]`` table per model::
     channel_order = "BGR"; mean = [104, 117, 123]; mean_file = "mean.npy"; raw_scale = 255; scale = 1.0
     [model.dataset]                    # classification: an image folder (one sub-folder per class) or a list
     images = "digits/"                 # file of "path label" lines (list = "val.txt"); labels = "labels.txt"
-    limit = 200
+    limit = 200                        # detection: images = a folder of images (or list = a file of paths),
+    annotations = "boxes.json"         # optional ground truth for mAP (format: nnbridge/zoo/detection.py)
+    [model.detection]                  # task = "detection" only
+    layout = "caffe_ssd"; output = "detection_out"; iou = 0.5; ap = "voc11"; score_threshold = 0.0
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ TASKS = ("classification", "detection", "other")
 DIALECTS = ("bvlc", "opencv", "ssd")
 _MODEL_KEYS = {"name", "source", "weights", "url", "sha256", "format", "targets", "caffe_dialect", "input_shapes",
                "optional", "task", "rtol", "atol", "preprocess", "dataset", "random_weights", "weights_url",
-               "weights_sha256"}
+               "weights_sha256", "detection"}
 _PREP_KEYS = {"channel_order", "mean", "mean_file", "raw_scale", "scale"}
-_DATA_KEYS = {"images", "list", "labels", "limit", "batch"}
+_DATA_KEYS = {"images", "list", "labels", "limit", "batch", "annotations"}
+_DET_KEYS = {"layout", "output", "iou", "ap", "score_threshold"}
+LAYOUTS = ("caffe_ssd", "mxnet_multibox")
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,16 @@ class Dataset:
     labels: str | None = None  # optional class names, one a line
     limit: int = 0  # 0: all
     batch: int = 64
+    annotations: str | None = None  # detection: a JSON file of ground-truth boxes (see zoo/detection.py)
+
+
+@dataclass(frozen=True)
+class Detection:
+    layout: str = "caffe_ssd"  # caffe_ssd: (1, 1, N, 7) rows; mxnet_multibox: (B, A, 6) rows
+    output: str | None = None  # the detection blob (default: the model's first output)
+    iou: float = 0.5  # boxes of the same class match from this IoU on
+    ap: str = "voc11"  # voc11 (VOC2007 11-point) or all (all-points area, VOC2010+)
+    score_threshold: float = 0.0  # detections below are ignored
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class ModelSpec:
     random_weights: int | None = None
     preprocess: Preprocessing = Preprocessing()
     dataset: Dataset | None = None
+    detection: Detection = Detection()
     line: int = 0  # where the [[model]] table starts in the manifest
 
     def options(self) -> dict[str, Any]:
@@ -93,7 +109,7 @@ class ModelSpec:
         return {"format": self.format, "targets": list(self.targets), "caffe_dialect": self.caffe_dialect,
                 "input_shapes": self.input_shapes, "task": self.task, "rtol": self.rtol, "atol": self.atol,
                 "random_weights": self.random_weights, "preprocess": repr(self.preprocess),
-                "dataset": repr(self.dataset)}
+                "dataset": repr(self.dataset), "detection": repr(self.detection)}
 
 
 @dataclass(frozen=True)
@@ -211,7 +227,8 @@ def _model(table: dict[str, Any], index: int, file: Path, where: _Where) -> Mode
         optional=bool(table.get("optional", False)), task=task, rtol=float(table.get("rtol", 1e-4)),
         atol=float(table.get("atol", 1e-6)), random_weights=seed,
         preprocess=_preprocess(table.get("preprocess", {}), base, fail),
-        dataset=_dataset(table.get("dataset"), base, fail), line=where.of(index))
+        dataset=_dataset(table.get("dataset"), base, fail), detection=_detection(table.get("detection", {}), fail),
+        line=where.of(index))
 
 
 def _preprocess(table: Any, base: Path, fail: Any) -> Preprocessing:
@@ -238,4 +255,22 @@ def _dataset(table: Any, base: Path, fail: Any) -> Dataset | None:
     return Dataset(resolve_path(table["images"], base) if "images" in table else None,
                    resolve_path(table["list"], base) if "list" in table else None,
                    resolve_path(table["labels"], base) if "labels" in table else None,
-                   int(table.get("limit", 0)), int(table.get("batch", 64)))
+                   int(table.get("limit", 0)), int(table.get("batch", 64)),
+                   resolve_path(table["annotations"], base) if "annotations" in table else None)
+
+
+def _detection(table: Any, fail: Any) -> Detection:
+    if not isinstance(table, dict) or set(table) - _DET_KEYS:
+        raise fail("detection", f"known keys: {', '.join(sorted(_DET_KEYS))}")
+    layout, ap = table.get("layout", "caffe_ssd"), table.get("ap", "voc11")
+    if layout not in LAYOUTS:
+        raise fail("layout", f"{layout!r}: choose one of {', '.join(LAYOUTS)}")
+    if ap not in ("voc11", "all"):
+        raise fail("ap", f"{ap!r}: choose voc11 or all")
+    for key in ("iou", "score_threshold"):
+        if key in table and not isinstance(table[key], (int, float)):
+            raise fail(key, f"{table[key]!r} is not a number")
+    output = table.get("output")
+    if output is not None and not isinstance(output, str):
+        raise fail("output", f"{output!r} is not a blob name")
+    return Detection(layout, output, float(table.get("iou", 0.5)), ap, float(table.get("score_threshold", 0.0)))

@@ -28,9 +28,12 @@ def rows(run: ZooRun) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for result in run.results:
         accuracy = result.get("accuracy") or {}
+        detection = result.get("detection") or {}
+        map_source = (detection.get("source", {}).get("ap") or {}).get("map")
         targets = result.get("targets") or [{"target": "-", "status": result["status"], "reason": result["reason"]}]
         for target in targets:
             acc = accuracy.get("targets", {}).get(target["target"], {})
+            det = detection.get("targets", {}).get(target["target"], {})
             out.append({"model": result["name"], "target": target["target"], "status": target["status"],
                         "reason": target.get("reason", ""), "worst_blob": target.get("worst_blob"),
                         "worst_rel": target.get("worst_rel"), "seconds": target.get("seconds"),
@@ -38,7 +41,9 @@ def rows(run: ZooRun) -> list[dict[str, Any]]:
                         "top1_source": accuracy.get("source", {}).get("top1"), "top1": acc.get("top1"),
                         "top5_source": accuracy.get("source", {}).get("top5"), "top5": acc.get("top5"),
                         "agreement": acc.get("agreement"), "max_prob_diff": acc.get("max_prob_diff"),
-                        "resumed": bool(result.get("resumed"))})
+                        "box_agreement": det.get("agreement"), "mean_iou": det.get("mean_iou"),
+                        "max_score_diff": det.get("max_score_diff"), "map_source": map_source,
+                        "map": (det.get("ap") or {}).get("map"), "resumed": bool(result.get("resumed"))})
     return out
 
 
@@ -60,6 +65,8 @@ def _fmt(value: Any, kind: str = "") -> str:
         return f"{value:.2e}"
     if kind == "pct":
         return f"{100 * value:.1f}%"
+    if kind == "iou":
+        return f"{value:.6f}"
     if kind == "s":
         return f"{value:.2f}"
     if kind == "bytes":
@@ -72,6 +79,8 @@ _COLUMNS = [("model", "model", ""), ("target", "target", ""), ("status", "status
             ("source size", "source_bytes", "bytes"), ("converted size", "size", "bytes"),
             ("top-1 src", "top1_source", "pct"), ("top-1", "top1", "pct"), ("top-5 src", "top5_source", "pct"),
             ("top-5", "top5", "pct"), ("top-1 agree", "agreement", "pct"), ("max prob diff", "max_prob_diff", "err"),
+            ("box agree", "box_agreement", "pct"), ("mean IoU", "mean_iou", "iou"),
+            ("max score diff", "max_score_diff", "err"), ("mAP src", "map_source", "pct"), ("mAP", "map", "pct"),
             ("reason", "reason", "")]
 
 

@@ -135,11 +135,18 @@ def run_model(spec: ModelSpec, report_dir: str, offline: bool = False, mxnet_pyt
         result["source_bytes"] = _size(spec.source) + (_size(spec.weights) if spec.weights else 0)
         for target in spec.targets:
             result["targets"].append(_convert_one(spec, target, folder, mxnet_python))
+        evaluating = time.perf_counter()
         if spec.task == "classification" and spec.dataset is not None:
             from nnbridge.zoo.accuracy import evaluate
 
             result["accuracy"] = evaluate(spec, [t for t in result["targets"] if t.get("output")], folder,
                                           mxnet_python)
+        if spec.task == "detection" and spec.dataset is not None:
+            from nnbridge.zoo.detection import evaluate_detection
+
+            result["detection"] = evaluate_detection(spec, [t for t in result["targets"] if t.get("output")],
+                                                     folder, mxnet_python)
+        result["evaluation_seconds"] = round(time.perf_counter() - evaluating, 3)
         failed = [t for t in result["targets"] if t["status"] != "passed"]
         result["status"] = "failed" if failed else "passed"
         result["reason"] = "; ".join(f"{t['target']}: {t['reason']}" for t in failed)
@@ -159,7 +166,9 @@ def run_model(spec: ModelSpec, report_dir: str, offline: bool = False, mxnet_pyt
 
 
 def _console() -> logging.Handler | None:
-    if any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    from nnbridge.zoo.progressbar import forwarding
+
+    if forwarding() or any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
            for h in progress.handlers + logging.getLogger().handlers):
         return None
     console = logging.StreamHandler(sys.stderr)
@@ -171,7 +180,7 @@ def _console() -> logging.Handler | None:
 
 def _with_source(spec: ModelSpec, source: str) -> ModelSpec:
     fields = asdict(spec)
-    fields.update(source=source, preprocess=spec.preprocess, dataset=spec.dataset)
+    fields.update(source=source, preprocess=spec.preprocess, dataset=spec.dataset, detection=spec.detection)
     return ModelSpec(**fields)
 
 

@@ -129,7 +129,13 @@ def test_bundled_example_manifest() -> None:
         if not model.optional:  # shipped with nnbridge: runs offline on a fresh machine
             present = Path(model.source).is_file()
             assert present, model.source
-    assert {m.name for m in manifest.models if m.optional} == {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet"}
+    assert {m.name for m in manifest.models if m.optional} == {"mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet",
+                                                                "mobilenetv2_keras", "mobilenet0.25_gluoncv"}
+    built = {m.name: (m.source, m.build) for m in manifest.models if m.build}
+    assert built == {"mobilenetv2_keras": ("keras.applications:MobileNetV2",
+                                           {"input_shape": [96, 96, 3], "alpha": 0.35, "classes": 10}),
+                     "mobilenet0.25_gluoncv": ("gluoncv:mobilenet0.25", {"input_shape": [1, 3, 64, 64],
+                                                                         "classes": 10})}
 
 
 def test_cli_reports_a_bad_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -106,6 +106,13 @@ def test_accuracy_is_the_same_in_every_framework(zoo: dict[str, Any]) -> None:
         assert "error" not in target, (name, target)
         assert target["top1"] == source["top1"] and target["top5"] == source["top5"], name
         assert target["agreement"] == 1.0 and target["max_prob_diff"] < 1e-4, (name, target)
+    classes = accuracy["classes"]  # per class, named after the class folders (no labels file here)
+    assert [c["name"] for c in classes] == [f"{i:02d}" for i in range(10)]
+    assert sum(c["images"] for c in classes) == 120
+    assert sum(c["top1_source"] * c["images"] for c in classes) == pytest.approx(120 * source["top1"])
+    assert all(c["top1"] == {k: c["top1_source"] for k in expected} for c in classes)
+    md = (zoo["report"] / "report.md").read_text(encoding="utf-8")
+    assert "## digits_keras: top-1 per class" in md and "| 3: 03 | " in md
 
 
 def test_second_run_resumes_and_does_no_work(zoo: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

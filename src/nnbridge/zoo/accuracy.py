@@ -51,6 +51,28 @@ def list_images(dataset: Dataset) -> list[tuple[str, int]]:
     return items[: dataset.limit] if dataset.limit else items
 
 
+def class_names(dataset: Dataset) -> list[str] | None:
+    """Class names by index: the ``labels`` file (one a line), else the class folder names."""
+    if dataset.labels and os.path.isfile(dataset.labels):
+        lines = Path(dataset.labels).read_text(encoding="utf-8").splitlines()
+        return [line.strip() for line in lines if line.strip()]
+    if dataset.images and os.path.isdir(dataset.images):
+        return sorted(p.name for p in Path(dataset.images).iterdir() if p.is_dir())
+    return None
+
+
+def per_class(labels: np.ndarray, ref: np.ndarray, targets: dict[str, np.ndarray],
+              names: list[str] | None) -> list[dict[str, Any]]:
+    """Per class present in the labels: its name, image count, source top-1 and each target's top-1."""
+    rows: list[dict[str, Any]] = []
+    for label in sorted({int(v) for v in labels}):
+        mask = labels == label
+        rows.append({"label": label, "name": names[label] if names and 0 <= label < len(names) else str(label),
+                     "images": int(mask.sum()), "top1_source": float(np.mean(ref[mask].argmax(1) == label)),
+                     "top1": {k: float(np.mean(p[mask].argmax(1) == label)) for k, p in targets.items()}})
+    return rows
+
+
 def _probabilities(array: np.ndarray) -> tuple[np.ndarray, bool]:
     scores = array.reshape(array.shape[0], -1).astype(np.float64)
     if scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
@@ -159,6 +181,7 @@ def evaluate(spec: ModelSpec, targets: list[dict[str, Any]], folder: Path,
                               "source": {"top1": _topk(ref_probs, labels, 1), "top5": _topk(ref_probs, labels, 5)},
                               "targets": {}}
     eval_shape = feed.eval_shape
+    target_probs: dict[str, np.ndarray] = {}
     for target in targets:
         kind = target["target"]
         out = folder / kind / "eval" / (Path(target["output"]).name.removesuffix("-symbol.json"))
@@ -168,6 +191,7 @@ def evaluate(spec: ModelSpec, targets: list[dict[str, Any]], folder: Path,
             runtime = mx if kind == "mxnet" else kind
             got = _run(runtime, [done.output, done.output_weights], name, batches, len(items), model=spec.name)
             probs, _ = _probabilities(got)
+            target_probs[kind] = probs
             result["targets"][kind] = {
                 "top1": _topk(probs, labels, 1), "top5": _topk(probs, labels, 5),
                 "agreement": float(np.mean(probs.argmax(1) == ref_probs.argmax(1))),
@@ -175,6 +199,7 @@ def evaluate(spec: ModelSpec, targets: list[dict[str, Any]], folder: Path,
         except Exception as exc:  # noqa: BLE001 - recorded per target
             logger.exception("%s: evaluating %s failed", spec.name, kind)
             result["targets"][kind] = {"error": " ".join(str(exc).split())[:300]}
+    result["classes"] = per_class(labels, ref_probs, target_probs, class_names(spec.dataset))
     logger.info("%s: accuracy %s", spec.name, result)
     return result
 

@@ -5,7 +5,9 @@ One ``[[model]]`` table per model::
     [[model]]
     name = "tiny"                      # unique; names the model's folder in the report
     source = "nets/tiny.prototxt"      # relative to the manifest, "package:nnbridge/examples/x.prototxt",
-                                       # or an absolute path ("~" and $VARS are expanded)
+                                       # or an absolute path ("~" and $VARS are expanded); or built at run
+                                       # time: "keras.applications:MobileNetV2" / "gluoncv:mobilenet0.25"
+                                       # with [model.build] options (see nnbridge/zoo/builders.py)
     weights = "nets/tiny.caffemodel"   # optional (Caffe, MXNet); random_weights = SEED instead for Caffe
     url = "https://..."                # optional: fetch source from here (checked with sha256), not --offline
     sha256 = "..."
@@ -48,7 +50,7 @@ TASKS = ("classification", "detection", "other")
 DIALECTS = ("bvlc", "opencv", "ssd")
 _MODEL_KEYS = {"name", "source", "weights", "url", "sha256", "format", "targets", "caffe_dialect", "input_shapes",
                "optional", "task", "rtol", "atol", "preprocess", "dataset", "random_weights", "weights_url",
-               "weights_sha256", "detection"}
+               "weights_sha256", "detection", "build"}
 _PREP_KEYS = {"channel_order", "mean", "mean_file", "raw_scale", "scale"}
 _DATA_KEYS = {"images", "list", "labels", "limit", "batch", "annotations"}
 _DET_KEYS = {"layout", "output", "iou", "ap", "score_threshold"}
@@ -103,13 +105,14 @@ class ModelSpec:
     dataset: Dataset | None = None
     detection: Detection = Detection()
     line: int = 0  # where the [[model]] table starts in the manifest
+    build: dict[str, Any] = field(default_factory=dict)  # keras.applications:/gluoncv: sources (zoo/builders.py)
 
     def options(self) -> dict[str, Any]:
         """Everything that changes the result except the files (part of the resume hash)."""
         return {"format": self.format, "targets": list(self.targets), "caffe_dialect": self.caffe_dialect,
                 "input_shapes": self.input_shapes, "task": self.task, "rtol": self.rtol, "atol": self.atol,
                 "random_weights": self.random_weights, "preprocess": repr(self.preprocess),
-                "dataset": repr(self.dataset), "detection": repr(self.detection)}
+                "dataset": repr(self.dataset), "detection": repr(self.detection), "build": self.build}
 
 
 @dataclass(frozen=True)
@@ -216,11 +219,23 @@ def _model(table: dict[str, Any], index: int, file: Path, where: _Where) -> Mode
     seed = table.get("random_weights")
     if seed is not None and not isinstance(seed, int):
         raise fail("random_weights", f"{seed!r} is not an integer seed")
+    build = table.get("build", {})
+    if not isinstance(build, dict):
+        raise fail("build", f"{build!r}: give a [model.build] table of builder options")
+    from nnbridge.zoo.builders import builder_of
+
+    built = builder_of(table["source"]) is not None
+    if build and not built:
+        raise fail("build", "only for keras.applications:NAME or gluoncv:NAME sources")
+    if built and "random_weights" in table:
+        raise fail("random_weights", "a built source takes its seed from [model.build] seed = N")
+    if not isinstance(build.get("seed", 0), int):
+        raise fail("seed", f"{build['seed']!r} is not an integer seed")
     fmt = table.get("format")
     if fmt is not None and fmt not in ("caffe", "onnx", "mxnet", "tensorflow"):
         raise fail("format", f"{fmt!r}: choose caffe, onnx, mxnet or tensorflow")
     return ModelSpec(
-        name=name, source=resolve_path(table["source"], base),
+        name=name, source=table["source"] if built else resolve_path(table["source"], base),
         weights=resolve_path(table["weights"], base) if isinstance(table.get("weights"), str) else None,
         url=table.get("url"), sha256=table.get("sha256"), format=fmt, targets=tuple(targets),
         caffe_dialect=dialect, input_shapes={k: list(v) for k, v in shapes.items()},
@@ -228,7 +243,7 @@ def _model(table: dict[str, Any], index: int, file: Path, where: _Where) -> Mode
         atol=float(table.get("atol", 1e-6)), random_weights=seed,
         preprocess=_preprocess(table.get("preprocess", {}), base, fail),
         dataset=_dataset(table.get("dataset"), base, fail), detection=_detection(table.get("detection", {}), fail),
-        line=where.of(index))
+        line=where.of(index), build=build)
 
 
 def _preprocess(table: Any, base: Path, fail: Any) -> Preprocessing:

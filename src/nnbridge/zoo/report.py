@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from nnbridge.zoo.executor import ZooRun
 
 WORST_BLOBS = 8
+MAX_CLASSES = 50
 _CSS = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px;text-align:left}th{background:#eee}
 .passed{background:#d7f5d7}.failed{background:#f8d0d0}.skipped{background:#eee}
@@ -91,6 +92,11 @@ def markdown(run: ZooRun) -> str:
         cells = [_fmt(row[key], kind).replace("|", "\\|") for _, key, kind in _COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     for result in run.results:
+        table = class_table(result)
+        if table:
+            lines += ["", f"## {result['name']}: top-1 per class", "", "| " + " | ".join(table[0]) + " |",
+                      "|" + "---|" * len(table[0])]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table[1:]]
         for target in result.get("targets", []):
             worst = _worst(target.get("blobs", []))
             if worst:
@@ -99,6 +105,20 @@ def markdown(run: ZooRun) -> str:
                 lines += [f"| {b['name']} | {_fmt(b['max_rel'], 'err')} | {_fmt(b['max_abs'], 'err')} | "
                           f"{'pass' if b['passed'] else 'FAIL ' + b.get('reason', '')} |" for b in worst]
     return "\n".join(lines) + "\n"
+
+
+def class_table(result: dict[str, Any]) -> list[list[str]]:
+    """Header + one row per class (name from the manifest's labels file or class folders), at most
+    MAX_CLASSES rows; empty without per-class accuracy."""
+    classes = (result.get("accuracy") or {}).get("classes") or []
+    if not classes:
+        return []
+    targets = sorted({k for row in classes for k in row.get("top1", {})})
+    table = [["class", "images", "top-1 src", *[f"top-1 {t}" for t in targets]]]
+    for row in classes[:MAX_CLASSES]:
+        table.append([f"{row['label']}: {row['name']}", str(row["images"]), _fmt(row["top1_source"], "pct"),
+                      *[_fmt(row["top1"].get(t), "pct") for t in targets]])
+    return table
 
 
 def _worst(blobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,6 +173,12 @@ def html_page(run: ZooRun) -> str:
         out.append(f"<tr class='{esc(row['status'])}'>{cells}</tr>")
     out.append("</table>")
     for result in run.results:
+        table = class_table(result)
+        if table:
+            out.append(f"<h2>{esc(result['name'])}: top-1 per class</h2><table><tr>"
+                       + "".join(f"<th>{esc(c)}</th>" for c in table[0]) + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table[1:]]
+            out.append("</table>")
         for target in result.get("targets", []):
             blobs = target.get("blobs", [])
             if not blobs:

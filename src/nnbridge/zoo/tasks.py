@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nnbridge.fileio import atomic_write
+from nnbridge.zoo.builders import BUILD_VERSION, BuilderUnavailable, build, builder_of
 from nnbridge.zoo.manifest import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,13 @@ def _hash_path(digest: Any, path: str) -> None:
 def content_hash(spec: ModelSpec) -> str:
     """sha256 of (source, weights, mean file and dataset bytes, options, nnbridge version)."""
     digest = hashlib.sha256()
-    _hash_path(digest, spec.source)
+    if builder_of(spec.source):  # built at run time: the builder, its options and seed (in options()) say it all
+        digest.update(f"builder:{spec.source}:{BUILD_VERSION}".encode())
+    else:
+        _hash_path(digest, spec.source)
     if spec.weights:
         _hash_path(digest, spec.weights)
-    elif spec.format in (None, "mxnet"):
+    elif spec.format in (None, "mxnet") and not builder_of(spec.source):
         from nnbridge.api import mxnet_files
 
         if spec.source.endswith(".json") or os.path.isfile(spec.source + "-symbol.json"):
@@ -121,13 +125,29 @@ def run_model(spec: ModelSpec, report_dir: str, offline: bool = False, mxnet_pyt
     try:
         if spec.url:
             spec = _with_source(spec, fetch(spec, Path(report_dir), offline))
+        built = builder_of(spec.source)
+        if built:
+            result["hash"] = content_hash(spec)
+            old = _previous(result_file)
+            if old and old.get("hash") == result["hash"] and (old.get("status") == "passed" or not retry_failed):
+                old["resumed"] = True
+                logger.info("%s: unchanged (hash %s), reusing the previous result", spec.name, result["hash"][:12])
+                return old
+            progress.info("%s: building %s", spec.name, spec.source)
+            try:
+                spec = _with_source(spec, build(*built, spec.build, folder, mxnet_python))
+            except BuilderUnavailable as exc:
+                if not spec.optional:
+                    raise
+                result.update(status="skipped", reason=f"{exc} (optional)")
+                return result
         if not os.path.exists(spec.source) and not os.path.isfile(spec.source + "-symbol.json"):
             if spec.optional:
                 result.update(status="skipped", reason=f"source {spec.source} not present (optional)")
                 return result
             raise FileNotFoundError(f"{spec.source}: no such model file")
-        result["hash"] = content_hash(spec)
-        old = _previous(result_file)
+        result["hash"] = result["hash"] or content_hash(spec)
+        old = None if built else _previous(result_file)
         if old and old.get("hash") == result["hash"] and (old.get("status") == "passed" or not retry_failed):
             old["resumed"] = True
             logger.info("%s: unchanged (hash %s), reusing the previous result", spec.name, result["hash"][:12])
@@ -207,7 +227,8 @@ def _size(path: str | None) -> int:
 def _convert_one(spec: ModelSpec, target: str, folder: Path, mxnet_python: str | None) -> dict[str, Any]:
     from nnbridge.api import convert
 
-    stem = Path(spec.source.removesuffix("-symbol.json")).stem or spec.name
+    mx_prefix = spec.source.removesuffix("-symbol.json")
+    stem = (os.path.basename(mx_prefix) if mx_prefix != spec.source else Path(spec.source).stem) or spec.name
     output = folder / target / (stem + _EXTENSION[target])
     row: dict[str, Any] = {"target": target, "status": "failed", "reason": "", "blobs": []}
     start = time.perf_counter()
